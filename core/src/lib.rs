@@ -1,3 +1,12 @@
 //! The pure logic of mod_twofactor. Nothing here links against Apache, so
 //! every rule is unit-tested with `cargo test -p twofactor-core`.
 #![deny(unsafe_code)]
+
+pub mod config;
+pub mod identity;
+pub mod keys;
+pub mod path;
+pub mod policy;
+pub mod random;
+pub mod secret;
+pub mod token;

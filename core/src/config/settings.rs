@@ -1,0 +1,325 @@
+//! Resolved settings: defaults applied, files read, cross-directive rules
+//! checked. Built once per server at start-up (as root), read by every request.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::directives as d;
+use super::{
+    Algorithm, ConfigError, EnrollmentProof, IpNet, LdapUrl, Method, Role, ServerConfig, SessionBinding, SmtpUrl,
+    UsernamePattern,
+};
+pub use crate::keys::Keys;
+use crate::secret::Secret;
+
+pub(super) const DEFAULT_MAX_AGE: Duration = Duration::from_secs(8 * 3600);
+const DEFAULT_USER_HEADER: &str = "X-Remote-User";
+const DEFAULT_USERNAME_PATTERN: &str = "^[A-Za-z0-9._@-]{1,64}$";
+const DEFAULT_COOKIE_NAME: &str = "TwoFactorSession";
+const DEFAULT_CHALLENGE_URL: &str = "/2fa";
+
+/// Parameters of self-enrolled TOTP secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TotpDefaults {
+    pub algorithm: Algorithm,
+    pub digits: u32,
+    pub period: u32,
+}
+
+impl Default for TotpDefaults {
+    fn default() -> Self {
+        TotpDefaults { algorithm: Algorithm::Sha1, digits: 6, period: 30 }
+    }
+}
+
+impl TotpDefaults {
+    /// Applies one `key=value` word of `TwoFactorTOTPDefaults`.
+    pub(super) fn set(&mut self, word: &str) -> Result<(), String> {
+        let (key, value) = word.split_once('=').ok_or("must be algorithm=..., digits=... or period=...")?;
+        match key.to_ascii_lowercase().as_str() {
+            "algorithm" => {
+                self.algorithm = Algorithm::parse(value).ok_or("algorithm must be SHA1, SHA256 or SHA512")?;
+            }
+            "digits" => {
+                self.digits = match value {
+                    "4" | "6" | "8" | "10" => value.parse().map_err(|_| "digits must be 4, 6, 8 or 10")?,
+                    _ => return Err("digits must be 4, 6, 8 or 10".into()),
+                };
+            }
+            "period" => {
+                self.period = match value {
+                    "30" | "60" => value.parse().map_err(|_| "period must be 30 or 60")?,
+                    _ => return Err("period must be 30 or 60".into()),
+                };
+            }
+            _ => return Err("must be algorithm=..., digits=... or period=...".into()),
+        }
+        Ok(())
+    }
+}
+
+/// How the module reaches the directory.
+#[derive(Debug, Clone)]
+pub struct LdapSettings {
+    pub urls: Vec<LdapUrl>,
+    pub bind_dn: Option<String>,
+    pub bind_password: Option<Secret>,
+    pub starttls: bool,
+    /// PEM, read at start-up.
+    pub ca_certificate: Option<Vec<u8>>,
+    pub timeout: Duration,
+}
+
+/// How the module sends passcode mails.
+#[derive(Debug, Clone)]
+pub struct SmtpSettings {
+    pub url: SmtpUrl,
+    pub password: Option<Secret>,
+    pub from: String,
+}
+
+/// Everything a request needs, with defaults applied.
+#[derive(Debug)]
+pub struct Settings {
+    pub enforcement_used: bool,
+    pub user_header: String,
+    pub username_pattern: UsernamePattern,
+    pub session_binding: SessionBinding,
+    pub cookie_name: String,
+    pub session_header: Option<String>,
+    pub trusted_proxies: Vec<IpNet>,
+    /// Header name and its expected value.
+    pub proxy_secret: Option<(String, Secret)>,
+    /// Without its trailing slash: `/2fa`.
+    pub challenge_url: String,
+    pub keys: Option<Keys>,
+    pub ldap: Option<LdapSettings>,
+    pub cache_ttl: Duration,
+    pub methods: Vec<Method>,
+    pub recovery_codes: Option<u32>,
+    pub totp_skew: Duration,
+    pub totp_defaults: TotpDefaults,
+    pub totp_issuer: String,
+    pub max_attempts: u32,
+    pub auto_unlock: Option<Duration>,
+    pub enrollment: bool,
+    pub enrollment_from: Vec<IpNet>,
+    pub enrollment_proof: EnrollmentProof,
+    pub registration_message: Option<String>,
+    pub smtp: Option<SmtpSettings>,
+    pub mail_attribute: String,
+    pub email_code_ttl: Duration,
+    pub email_resend_interval: Duration,
+    attributes: [String; 6],
+}
+
+/// Reads a whole file named by a directive; the message names the directive.
+fn read_file(directive: &'static str, path: &Path) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(path).map_err(|e| ConfigError::new(directive, format!("cannot read '{}': {e}", path.display())))
+}
+
+/// A one-line secret (password, shared secret): a trailing newline is not part of it.
+fn read_secret_line(directive: &'static str, path: &Path) -> Result<Secret, ConfigError> {
+    let mut bytes = read_file(directive, path)?;
+    while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        bytes.pop();
+    }
+    if bytes.is_empty() {
+        return Err(ConfigError::new(directive, format!("'{}' is empty", path.display())));
+    }
+    Ok(Secret::new(bytes))
+}
+
+fn require<T>(value: Option<T>, directive: &'static str, why: &str) -> Result<T, ConfigError> {
+    value.ok_or_else(|| ConfigError::new(directive, format!("is required {why}")))
+}
+
+impl Settings {
+    /// Applies defaults, reads the files the directives name, and checks the
+    /// rules that span several directives. Returns warnings worth a log line.
+    pub fn resolve(cfg: &ServerConfig, server_name: &str) -> Result<(Settings, Vec<String>), ConfigError> {
+        let mut warnings = Vec::new();
+        let enforced = cfg.enforcement_used;
+        let why = "when TwoFactor On is used";
+
+        let username_pattern = match &cfg.username_pattern {
+            Some(p) => p.clone(),
+            None => {
+                UsernamePattern::new(DEFAULT_USERNAME_PATTERN).map_err(|e| ConfigError::new(d::USERNAME_PATTERN, e))?
+            }
+        };
+
+        let session_binding = cfg.session_binding.unwrap_or(SessionBinding::Cookie);
+        if session_binding == SessionBinding::Header && cfg.session_header.is_none() {
+            return Err(ConfigError::new(d::SESSION_HEADER, "is required with TwoFactorSessionBinding header"));
+        }
+
+        let trusted_proxies = cfg.trusted_proxies.clone().unwrap_or_default();
+        if enforced && trusted_proxies.is_empty() {
+            warnings.push(format!(
+                "{}: not set, so every request where TwoFactor is On will be refused (403): name the gateway's address",
+                d::TRUSTED_PROXY
+            ));
+        }
+
+        let proxy_secret = match (&cfg.proxy_secret_header, &cfg.proxy_secret_file) {
+            (Some(header), Some(file)) => Some((header.clone(), read_secret_line(d::PROXY_SECRET_FILE, file)?)),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError::new(d::PROXY_SECRET_FILE, "is required with TwoFactorProxySecretHeader"))
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(d::PROXY_SECRET_HEADER, "is required with TwoFactorProxySecretFile"))
+            }
+        };
+
+        let keys = match &cfg.secret_key_files {
+            Some(files) => {
+                let mut contents = Vec::with_capacity(files.len());
+                for file in files {
+                    contents.push(Secret::new(read_file(d::SECRET_KEY_FILE, file)?));
+                }
+                Some(Keys::from_files(&contents).map_err(|e| ConfigError::new(d::SECRET_KEY_FILE, e))?)
+            }
+            None if enforced => return Err(ConfigError::new(d::SECRET_KEY_FILE, format!("is required {why}"))),
+            None => None,
+        };
+
+        let ldap = match &cfg.ldap_urls {
+            Some(urls) => {
+                let bind_password = match (&cfg.ldap_bind_dn, &cfg.ldap_bind_password_file) {
+                    (Some(_), Some(file)) => Some(read_secret_line(d::LDAP_BIND_PASSWORD_FILE, file)?),
+                    (None, None) => None,
+                    (Some(_), None) => {
+                        return Err(ConfigError::new(
+                            d::LDAP_BIND_PASSWORD_FILE,
+                            "is required with TwoFactorLDAPBindDN",
+                        ))
+                    }
+                    (None, Some(_)) => {
+                        return Err(ConfigError::new(d::LDAP_BIND_DN, "is required with TwoFactorLDAPBindPasswordFile"))
+                    }
+                };
+                let starttls = cfg.ldap_starttls.unwrap_or(false);
+                if starttls && urls.iter().any(|u| u.tls) {
+                    return Err(ConfigError::new(
+                        d::LDAP_STARTTLS,
+                        "cannot be On with ldaps:// URLs (they are TLS already)",
+                    ));
+                }
+                let ca_certificate = match &cfg.ldap_ca_certificate {
+                    Some(file) => {
+                        let pem = read_file(d::LDAP_CA_CERTIFICATE, file)?;
+                        if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+                            return Err(ConfigError::new(
+                                d::LDAP_CA_CERTIFICATE,
+                                format!("'{}' holds no PEM certificate", file.display()),
+                            ));
+                        }
+                        Some(pem)
+                    }
+                    None => None,
+                };
+                Some(LdapSettings {
+                    urls: urls.clone(),
+                    bind_dn: cfg.ldap_bind_dn.clone(),
+                    bind_password,
+                    starttls,
+                    ca_certificate,
+                    timeout: cfg.ldap_timeout.unwrap_or(Duration::from_secs(5)),
+                })
+            }
+            None if enforced => return Err(ConfigError::new(d::LDAP_URL, format!("is required {why}"))),
+            None => None,
+        };
+
+        let methods = cfg.methods.clone().unwrap_or_else(|| vec![Method::Totp, Method::Email, Method::Recovery]);
+        let enrollment_proof = cfg.enrollment_proof.unwrap_or(EnrollmentProof::Email);
+        let enrollment = cfg.enrollment.unwrap_or(true);
+        let needs_mail = methods.contains(&Method::Email) || (enrollment && enrollment_proof == EnrollmentProof::Email);
+
+        let smtp = match &cfg.smtp_server {
+            Some(url) => {
+                let password = match (&url.user, &cfg.smtp_password_file) {
+                    (_, Some(file)) => Some(read_secret_line(d::SMTP_PASSWORD_FILE, file)?),
+                    (Some(_), None) => {
+                        return Err(ConfigError::new(
+                            d::SMTP_PASSWORD_FILE,
+                            "is required when TwoFactorSMTPServer names a user",
+                        ))
+                    }
+                    (None, None) => None,
+                };
+                let from = require(cfg.mail_from.clone(), d::MAIL_FROM, "with TwoFactorSMTPServer")?;
+                Some(SmtpSettings { url: url.clone(), password, from })
+            }
+            None if enforced && needs_mail => {
+                return Err(ConfigError::new(
+                    d::SMTP_SERVER,
+                    "is required: emailed passcodes are offered (TwoFactorMethods includes email, or \
+                     TwoFactorEnrollmentProof is email); set it, or remove email from both",
+                ))
+            }
+            None => None,
+        };
+
+        let mut attributes = Role::ALL.map(|r| r.default_attribute().to_string());
+        for (role, name) in &cfg.attributes {
+            if let Some(i) = Role::ALL.iter().position(|r| r == role) {
+                attributes[i] = name.clone();
+            }
+        }
+
+        let settings = Settings {
+            enforcement_used: enforced,
+            user_header: cfg.user_header.clone().unwrap_or_else(|| DEFAULT_USER_HEADER.into()),
+            username_pattern,
+            session_binding,
+            cookie_name: cfg.cookie_name.clone().unwrap_or_else(|| DEFAULT_COOKIE_NAME.into()),
+            session_header: cfg.session_header.clone(),
+            trusted_proxies,
+            proxy_secret,
+            challenge_url: cfg.challenge_url.clone().unwrap_or_else(|| DEFAULT_CHALLENGE_URL.into()),
+            keys,
+            ldap,
+            cache_ttl: cfg.cache_ttl.unwrap_or(Duration::from_secs(30)),
+            methods,
+            recovery_codes: cfg.recovery_codes.unwrap_or(Some(10)),
+            totp_skew: cfg.totp_skew.unwrap_or(Duration::from_secs(60)),
+            totp_defaults: cfg.totp_defaults.unwrap_or_default(),
+            totp_issuer: cfg.totp_issuer.clone().unwrap_or_else(|| server_name.to_string()),
+            max_attempts: cfg.max_attempts.unwrap_or(5),
+            auto_unlock: cfg.auto_unlock.unwrap_or(Some(Duration::from_secs(1800))),
+            enrollment,
+            enrollment_from: cfg.enrollment_from.clone().unwrap_or_default(),
+            enrollment_proof,
+            registration_message: cfg.registration_message.clone(),
+            smtp,
+            mail_attribute: cfg.mail_attribute.clone().unwrap_or_else(|| "mail".into()),
+            email_code_ttl: cfg.email_code_ttl.unwrap_or(Duration::from_secs(600)),
+            email_resend_interval: cfg.email_resend_interval.unwrap_or(Duration::from_secs(60)),
+            attributes,
+        };
+        Ok((settings, warnings))
+    }
+
+    /// The attribute that stores `role`.
+    pub fn attribute(&self, role: Role) -> &str {
+        let i = Role::ALL.iter().position(|r| *r == role).unwrap_or(0);
+        &self.attributes[i]
+    }
+
+    /// Whether `uri` (the decoded, normalised request path) is the challenge
+    /// handler's: the prefix itself or anything below it.
+    pub fn is_challenge_path(&self, uri: &str) -> bool {
+        match uri.strip_prefix(self.challenge_url.as_str()) {
+            Some(rest) => rest.is_empty() || rest.starts_with('/'),
+            None => false,
+        }
+    }
+
+    /// Whether `ip`, the TCP peer, is a trusted gateway.
+    pub fn is_trusted_proxy(&self, ip: std::net::IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|net| net.contains(ip))
+    }
+}

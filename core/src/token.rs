@@ -1,0 +1,149 @@
+//! Signed return tokens: where to send the user after the challenge.
+//!
+//! `<base64url(json)>.<base64url(hmac)>`, signed with the return-token key.
+//! The path inside is checked twice (when signing and when verifying) to be
+//! a same-origin path, so that no token can ever redirect off-site.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+use crate::keys::{Keys, Purpose};
+
+/// Longest path+query a token carries; longer targets return to "/".
+pub const MAX_RETURN_PATH: usize = 2048;
+
+#[derive(Serialize, Deserialize)]
+struct Payload {
+    v: u8,
+    /// Path and query to return to.
+    p: String,
+    /// Username the token was issued for.
+    u: String,
+    /// Expiry, Unix seconds.
+    e: u64,
+}
+
+/// Why a return token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenError {
+    Malformed,
+    BadSignature,
+    Expired,
+    OtherUser,
+    UnsafePath,
+}
+
+impl TokenError {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenError::Malformed => "malformed",
+            TokenError::BadSignature => "bad-signature",
+            TokenError::Expired => "expired",
+            TokenError::OtherUser => "other-user",
+            TokenError::UnsafePath => "unsafe-path",
+        }
+    }
+}
+
+/// Whether `target` is a path on this site: starts with one `/`, and holds
+/// nothing a browser could read as another origin (`//`, `/\`), no
+/// backslash, no control character, no space.
+pub fn is_same_origin_path(target: &str) -> bool {
+    let b = target.as_bytes();
+    b.first() == Some(&b'/')
+        && !matches!(b.get(1), Some(b'/') | Some(b'\\'))
+        && b.iter().all(|&c| c.is_ascii_graphic() && c != b'\\')
+        && target.len() <= MAX_RETURN_PATH
+}
+
+/// Signs a return token for `user` back to `path` (path and query), valid
+/// until `expires` (Unix seconds). An unsafe or overlong path becomes "/".
+pub fn sign_return(keys: &Keys, path: &str, user: &str, expires: u64) -> String {
+    let p = if is_same_origin_path(path) { path } else { "/" };
+    let payload = Payload { v: 1, p: p.to_string(), u: user.to_string(), e: expires };
+    let json = serde_json::to_vec(&payload).unwrap_or_default();
+    let body = URL_SAFE_NO_PAD.encode(json);
+    let tag = keys.sign(Purpose::ReturnToken, body.as_bytes());
+    format!("{body}.{}", URL_SAFE_NO_PAD.encode(tag))
+}
+
+/// Verifies a return token for `user` at time `now` and gives its path.
+pub fn verify_return(keys: &Keys, token: &str, user: &str, now: u64) -> Result<String, TokenError> {
+    if token.len() > 4 * MAX_RETURN_PATH {
+        return Err(TokenError::Malformed);
+    }
+    let (body, tag) = token.split_once('.').ok_or(TokenError::Malformed)?;
+    let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| TokenError::Malformed)?;
+    if !keys.verify(Purpose::ReturnToken, body.as_bytes(), &tag) {
+        return Err(TokenError::BadSignature);
+    }
+    let json = URL_SAFE_NO_PAD.decode(body).map_err(|_| TokenError::Malformed)?;
+    let payload: Payload = serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
+    if payload.v != 1 {
+        return Err(TokenError::Malformed);
+    }
+    if payload.e < now {
+        return Err(TokenError::Expired);
+    }
+    if !payload.u.eq_ignore_ascii_case(user) {
+        return Err(TokenError::OtherUser);
+    }
+    if !is_same_origin_path(&payload.p) {
+        return Err(TokenError::UnsafePath);
+    }
+    Ok(payload.p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+
+    fn keys(byte: u8) -> Keys {
+        Keys::from_files(&[Secret::new(vec![byte; 32])]).unwrap()
+    }
+
+    #[test]
+    fn round_trip() {
+        let k = keys(1);
+        let t = sign_return(&k, "/app/page?x=1&y=%20", "alice", 1000);
+        assert_eq!(verify_return(&k, &t, "alice", 999).as_deref(), Ok("/app/page?x=1&y=%20"));
+        assert_eq!(verify_return(&k, &t, "ALICE", 999).as_deref(), Ok("/app/page?x=1&y=%20"));
+    }
+
+    #[test]
+    fn refusals() {
+        let k = keys(1);
+        let t = sign_return(&k, "/app", "alice", 1000);
+        assert_eq!(verify_return(&k, &t, "alice", 1001), Err(TokenError::Expired));
+        assert_eq!(verify_return(&k, &t, "bob", 999), Err(TokenError::OtherUser));
+        assert_eq!(verify_return(&keys(2), &t, "alice", 999), Err(TokenError::BadSignature));
+        assert_eq!(verify_return(&k, "garbage", "alice", 999), Err(TokenError::Malformed));
+        assert_eq!(verify_return(&k, "a.b.c", "alice", 999), Err(TokenError::Malformed));
+        let (body, _) = t.split_once('.').unwrap();
+        let (_, other_tag) = sign_return(&k, "/other", "alice", 1000)
+            .split_once('.')
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .unwrap();
+        assert_eq!(verify_return(&k, &format!("{body}.{other_tag}"), "alice", 999), Err(TokenError::BadSignature));
+    }
+
+    #[test]
+    fn unsafe_paths_never_come_back() {
+        let k = keys(1);
+        let payloads = include_str!("../../tests/data/open-redirect-payloads.txt");
+        for line in payloads.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
+            assert!(!is_same_origin_path(line), "{line:?} must not count as a same-origin path");
+            let t = sign_return(&k, line, "alice", 1000);
+            assert_eq!(verify_return(&k, &t, "alice", 0).as_deref(), Ok("/"), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn same_origin_paths() {
+        for ok in ["/", "/app/", "/app?next=//evil.example", "/a%2F%2Fb", "/~user/x.html#top"] {
+            assert!(is_same_origin_path(ok), "{ok}");
+        }
+    }
+}
