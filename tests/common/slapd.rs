@@ -1,0 +1,477 @@
+//! A real OpenLDAP slapd per test, on a loopback port chosen at run time,
+//! with the repository's twofactor schema and a small directory:
+//!
+//! ```text
+//! dc=example,dc=test
+//!   ou=people   uid=alice, uid=bob (inetOrgPerson + twoFactorUser),
+//!               uid=carol (inetOrgPerson only), uid=dup
+//!   ou=others   uid=dup (a second entry with the same uid)
+//!   ou=services cn=twofactor (the module's service account)
+//! ```
+//!
+//! ACLs: the service account reads everything but passwords and writes
+//! objectClass and the six twoFactor* attributes of entries under ou=people;
+//! users' passwords are usable for simple binds only (anonymous auth); the
+//! admin (rootdn) bypasses ACLs. The ldap* client tools are run with
+//! LDAPNOINIT=1 so that no ldap.conf or ~/.ldaprc changes their behaviour.
+
+use std::ffi::OsString;
+use std::fs;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use super::process::{free_port, wait_for_port, ServerProcess, POLL_INTERVAL};
+
+/// The six attributes that the module writes.
+pub const TWOFACTOR_ATTRIBUTES: [&str; 6] = [
+    "twoFactorCompletion",
+    "twoFactorTOTP",
+    "twoFactorTOTPLastStep",
+    "twoFactorFailures",
+    "twoFactorEmailCode",
+    "twoFactorRecovery",
+];
+
+const SLAPD: &str = "/usr/sbin/slapd";
+const MODULE_PATH: &str = "/usr/lib/ldap";
+const SYSTEM_SCHEMA_DIR: &str = "/etc/ldap/schema";
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+const START_ATTEMPTS: usize = 5;
+/// Printed by `slapd -d none` on stderr once its listeners are bound and its
+/// databases are open; a failed bind exits before it.
+const READY_LINE: &str = "slapd starting";
+
+/// Path of the repository's schema in slapd.conf format.
+pub fn schema_file() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("apache-conf/twofactor.schema")
+}
+
+/// Path of the repository's schema in cn=config LDIF format.
+pub fn schema_ldif_file() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("apache-conf/twofactor.ldif")
+}
+
+pub struct Slapd {
+    pub port: u16,
+    /// `ldap://127.0.0.1:PORT`
+    pub url: String,
+    /// `dc=example,dc=test`
+    pub base_dn: String,
+    /// The rootdn: bypasses ACLs.
+    pub admin_dn: String,
+    pub admin_password: String,
+    /// `cn=twofactor,ou=services,dc=example,dc=test`
+    pub service_dn: String,
+    pub service_password: String,
+    /// `ou=people,dc=example,dc=test`
+    pub people_dn: String,
+    /// Holds slapd.conf, slapd.log (slapd's stderr) and the database.
+    pub slapd_dir: PathBuf,
+    process: Option<ServerProcess>,
+}
+
+impl Slapd {
+    /// Writes `dir/slapd/slapd.conf`, starts slapd on a free loopback port
+    /// (retrying with another port if the bind fails) and loads the base
+    /// directory. Panics on failure.
+    pub fn start(dir: &Path) -> Slapd {
+        let slapd_dir = dir.join("slapd");
+        fs::create_dir_all(slapd_dir.join("data")).expect("create slapd directory");
+        let base_dn = "dc=example,dc=test".to_string();
+        let mut slapd = Slapd {
+            port: 0,
+            url: String::new(),
+            admin_dn: format!("cn=admin,{base_dn}"),
+            admin_password: "admin-secret".to_string(),
+            service_dn: format!("cn=twofactor,ou=services,{base_dn}"),
+            service_password: "service-secret".to_string(),
+            people_dn: format!("ou=people,{base_dn}"),
+            base_dn,
+            slapd_dir,
+            process: None,
+        };
+        fs::write(slapd.conf_path(), slapd.slapd_conf()).expect("write slapd.conf");
+
+        let mut failures = Vec::new();
+        for _ in 0..START_ATTEMPTS {
+            let port = free_port();
+            match slapd.spawn_on(port) {
+                Ok(()) => {
+                    slapd.add_ldif(&slapd.base_ldif());
+                    return slapd;
+                }
+                Err(e) => failures.push(format!("port {port}: {e}")),
+            }
+        }
+        panic!("slapd did not start:\n{}", failures.join("\n"));
+    }
+
+    /// Stops slapd (SIGTERM, waits) and starts it again on the same port with
+    /// the same data.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.start_again();
+    }
+
+    /// Starts slapd again on the same port with the same data after `stop`
+    /// or `kill` (for "LDAP comes back" tests).
+    pub fn start_again(&mut self) {
+        assert!(self.process.is_none(), "slapd is still running");
+        // The port cannot change (clients are configured with it). slapd
+        // sets SO_REUSEADDR, so a failure means another process took the
+        // port meanwhile: retry a few times in case that was a short-lived
+        // client socket.
+        let mut failures = Vec::new();
+        for attempt in 0..START_ATTEMPTS {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            match self.spawn_on(self.port) {
+                Ok(()) => return,
+                Err(e) => failures.push(e),
+            }
+        }
+        panic!("slapd did not restart on port {}:\n{}", self.port, failures.join("\n"));
+    }
+
+    /// SIGTERM and wait (clean shutdown). Idempotent.
+    pub fn stop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.stop();
+        }
+    }
+
+    /// SIGKILL and wait: slapd disappears without closing its connections
+    /// cleanly. `start_again` brings it back (mdb is crash-safe).
+    pub fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill();
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.process.as_mut().is_some_and(ServerProcess::is_running)
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(ServerProcess::pid)
+    }
+
+    /// `uid=UID,ou=people,dc=example,dc=test`
+    pub fn user_dn(&self, uid: &str) -> String {
+        format!("uid={uid},{}", self.people_dn)
+    }
+
+    /// The password of the users of the base directory: `UID-password`.
+    pub fn user_password(&self, uid: &str) -> String {
+        format!("{uid}-password")
+    }
+
+    /// ldapadd as the admin; panics with ldapadd's stderr on failure.
+    pub fn add_ldif(&self, ldif: &str) {
+        let out = self.ldap_tool("ldapadd", &self.admin_dn, &self.admin_password, &[], ldif);
+        expect_success("ldapadd", ldif, &out);
+    }
+
+    /// ldapmodify as the admin; panics with ldapmodify's stderr on failure.
+    pub fn modify_ldif(&self, ldif: &str) {
+        let out = self.ldap_tool("ldapmodify", &self.admin_dn, &self.admin_password, &[], ldif);
+        expect_success("ldapmodify", ldif, &out);
+    }
+
+    /// ldapmodify bound as `bind_dn`: Ok(stdout) or Err(stderr), for
+    /// checking what the ACLs and the schema allow.
+    pub fn modify_ldif_as(&self, bind_dn: &str, password: &str, ldif: &str) -> Result<String, String> {
+        let out = self.ldap_tool("ldapmodify", bind_dn, password, &[], ldif);
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// `ldapsearch -LLL` as the admin under the base DN, unwrapped
+    /// (`-o ldif-wrap=no`). Values that are not plain printable text come
+    /// back base64-encoded as `attr:: ...` (see `attr_values`).
+    pub fn search(&self, filter: &str, attrs: &[&str]) -> String {
+        self.search_as(&self.admin_dn, &self.admin_password, filter, attrs)
+            .unwrap_or_else(|e| panic!("ldapsearch {filter:?} failed: {e}"))
+    }
+
+    /// `ldapsearch -LLL` under the base DN bound as `bind_dn`: Ok(stdout) or
+    /// Err(stderr).
+    pub fn search_as(&self, bind_dn: &str, password: &str, filter: &str, attrs: &[&str]) -> Result<String, String> {
+        let mut args = vec!["-LLL", "-o", "ldif-wrap=no", "-b", &self.base_dn, filter];
+        args.extend_from_slice(attrs);
+        let out = self.ldap_tool("ldapsearch", bind_dn, password, &args, "");
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// The values of `attr` in the entry `dn` (read as the admin), decoded
+    /// from base64 where ldapsearch encoded them; empty if the entry has
+    /// none. Panics if the entry does not exist.
+    pub fn attr_values(&self, dn: &str, attr: &str) -> Vec<String> {
+        let args = ["-LLL", "-o", "ldif-wrap=no", "-s", "base", "-b", dn, "(objectClass=*)", attr];
+        let out = self.ldap_tool("ldapsearch", &self.admin_dn, &self.admin_password, &args, "");
+        expect_success("ldapsearch", dn, &out);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let mut values = Vec::new();
+        for line in stdout.lines() {
+            let Some((name, rest)) = line.split_once(':') else {
+                continue;
+            };
+            if !name.eq_ignore_ascii_case(attr) {
+                continue;
+            }
+            if let Some(b64) = rest.strip_prefix(':') {
+                let bytes = base64_decode(b64.trim()).unwrap_or_else(|| panic!("bad base64 for {attr} in {dn}: {b64}"));
+                values.push(String::from_utf8_lossy(&bytes).into_owned());
+            } else {
+                values.push(rest.strip_prefix(' ').unwrap_or(rest).to_string());
+            }
+        }
+        values
+    }
+
+    /// slapd's stderr so far (errors only: it runs with `-d none`).
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    pub fn conf_path(&self) -> PathBuf {
+        self.slapd_dir.join("slapd.conf")
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.slapd_dir.join("slapd.log")
+    }
+
+    /// Starts slapd on `port` and waits until it has bound the port and
+    /// opened its database. Err if it exited (e.g. the port was taken).
+    fn spawn_on(&mut self, port: u16) -> Result<(), String> {
+        let url = format!("ldap://127.0.0.1:{port}");
+        let config = [OsString::from("-f"), self.conf_path().into_os_string()];
+        let process = spawn_slapd(&format!("{url}/"), &config, &self.log_path())?;
+        // Our slapd has bound the port (it logs READY_LINE only after that),
+        // so this connect reaches it.
+        wait_for_port(port, START_TIMEOUT)?;
+        self.port = port;
+        self.url = url;
+        self.process = Some(process);
+        Ok(())
+    }
+
+    fn ldap_tool(&self, tool: &str, bind_dn: &str, password: &str, args: &[&str], stdin: &str) -> Output {
+        assert!(!self.url.is_empty(), "slapd was never started");
+        let mut child = Command::new(tool)
+            .env("LDAPNOINIT", "1")
+            .args(["-x", "-H", &self.url, "-D", bind_dn, "-w", password])
+            .args(["-o", "nettimeout=10"])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {tool} (apt-get install ldap-utils): {e}"));
+        // Written from another thread: the tool may fill its stdout pipe
+        // before it has read all of its input.
+        let mut child_stdin = child.stdin.take().expect("piped stdin");
+        let input = stdin.as_bytes().to_vec();
+        let writer = std::thread::spawn(move || child_stdin.write_all(&input));
+        let out = child.wait_with_output().expect("wait for the ldap tool");
+        // A tool that exits early (bad bind) closes its stdin: EPIPE is fine.
+        let _ = writer.join();
+        out
+    }
+
+    fn slapd_conf(&self) -> String {
+        let schema = |name: &str| format!("include {SYSTEM_SCHEMA_DIR}/{name}.schema\n");
+        let dir = self.slapd_dir.display();
+        let service = &self.service_dn;
+        let people = &self.people_dn;
+        let attrs = TWOFACTOR_ATTRIBUTES.join(",");
+        let mut conf = String::new();
+        conf.push_str("# Generated by tests/common/slapd.rs\n");
+        for name in ["core", "cosine", "inetorgperson", "nis"] {
+            conf.push_str(&schema(name));
+        }
+        conf.push_str(&format!("include {}\n\n", schema_file().display()));
+        conf.push_str(&format!(
+            "pidfile {dir}/slapd.pid\n\
+             argsfile {dir}/slapd.args\n\
+             modulepath {MODULE_PATH}\n\
+             moduleload back_mdb\n\
+             \n\
+             database mdb\n\
+             suffix \"{base}\"\n\
+             rootdn \"{admin}\"\n\
+             rootpw {admin_pw}\n\
+             directory {dir}/data\n\
+             maxsize 67108864\n\
+             index objectClass eq\n\
+             index uid eq\n\
+             \n\
+             access to attrs=userPassword\n\
+             \x20   by anonymous auth\n\
+             \x20   by * none\n\
+             access to dn.subtree=\"{people}\" attrs=objectClass,{attrs}\n\
+             \x20   by dn.exact=\"{service}\" write\n\
+             \x20   by * none\n\
+             access to *\n\
+             \x20   by dn.exact=\"{service}\" read\n\
+             \x20   by * none\n",
+            base = self.base_dn,
+            admin = self.admin_dn,
+            admin_pw = self.admin_password,
+        ));
+        conf
+    }
+
+    fn base_ldif(&self) -> String {
+        let base = &self.base_dn;
+        let person = |uid: &str, ou: &str, twofactor: bool| {
+            let aux = if twofactor { "objectClass: twoFactorUser\n" } else { "" };
+            let name = format!("{}{}", uid[..1].to_uppercase(), &uid[1..]);
+            format!(
+                "dn: uid={uid},ou={ou},{base}\n\
+                 objectClass: inetOrgPerson\n\
+                 {aux}\
+                 uid: {uid}\n\
+                 cn: {name} Example\n\
+                 sn: Example\n\
+                 givenName: {name}\n\
+                 mail: {uid}@example.test\n\
+                 userPassword: {password}\n\n",
+                password = self.user_password(uid),
+            )
+        };
+        let mut ldif = format!(
+            "dn: {base}\n\
+             objectClass: dcObject\n\
+             objectClass: organization\n\
+             dc: example\n\
+             o: Example\n\n"
+        );
+        for ou in ["people", "services", "others"] {
+            ldif.push_str(&format!("dn: ou={ou},{base}\nobjectClass: organizationalUnit\nou: {ou}\n\n"));
+        }
+        ldif.push_str(&format!(
+            "dn: {}\n\
+             objectClass: applicationProcess\n\
+             objectClass: simpleSecurityObject\n\
+             cn: twofactor\n\
+             description: mod_twofactor service account\n\
+             userPassword: {}\n\n",
+            self.service_dn, self.service_password
+        ));
+        ldif.push_str(&person("alice", "people", true));
+        ldif.push_str(&person("bob", "people", true));
+        ldif.push_str(&person("carol", "people", false));
+        ldif.push_str(&person("dup", "people", true));
+        ldif.push_str(&person("dup", "others", true));
+        ldif
+    }
+}
+
+impl Drop for Slapd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Runs `slapd -h LISTEN CONFIG_ARGS -d none` in the foreground (`-d`
+/// keeps it from detaching; level `none` logs only errors and the start/stop
+/// lines), appending its output to `log_path`, and waits until it logs
+/// "slapd starting" -- which it does only after binding its listeners and
+/// opening its databases. Err (with the log) if slapd exits first, e.g.
+/// because the port was taken, or does not get ready in time.
+pub fn spawn_slapd(listen: &str, config_args: &[OsString], log_path: &Path) -> Result<ServerProcess, String> {
+    let mut log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .map_err(|e| format!("open {}: {e}", log_path.display()))?;
+    let log_start = log.seek(SeekFrom::End(0)).expect("seek slapd log");
+    let mut cmd = Command::new(SLAPD);
+    cmd.arg("-h")
+        .arg(listen)
+        .args(config_args)
+        .args(["-d", "none"])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("dup slapd log"))
+        .stderr(log);
+    let mut process = ServerProcess::spawn("slapd", cmd).map_err(|e| e.to_string())?;
+
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        let new_log = read_from(log_path, log_start);
+        if new_log.contains(READY_LINE) {
+            return Ok(process);
+        }
+        if let Some(status) = process.exit_status() {
+            return Err(format!("slapd exited ({status}):\n{new_log}"));
+        }
+        if Instant::now() >= deadline {
+            process.stop();
+            return Err(format!("slapd not ready within {START_TIMEOUT:?}:\n{new_log}"));
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+}
+
+fn expect_success(tool: &str, input: &str, out: &Output) {
+    if !out.status.success() {
+        panic!(
+            "{tool} failed ({}):\n--- stderr\n{}--- stdout\n{}--- input\n{input}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout),
+        );
+    }
+}
+
+fn read_from(path: &Path, offset: u64) -> String {
+    let mut text = String::new();
+    if let Ok(mut file) = fs::File::open(path) {
+        if file.seek(SeekFrom::Start(offset)).is_ok() {
+            let mut bytes = Vec::new();
+            let _ = file.read_to_end(&mut bytes);
+            text = String::from_utf8_lossy(&bytes).into_owned();
+        }
+    }
+    text
+}
+
+/// Standard base64 (as ldapsearch writes it), no line breaks.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    fn sextet(c: u8) -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    }
+    let data = text.trim_end_matches('=').as_bytes();
+    let mut out = Vec::with_capacity(data.len() * 3 / 4);
+    for chunk in data.chunks(4) {
+        if chunk.len() == 1 {
+            return None;
+        }
+        let mut acc = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            acc |= sextet(c)? << (18 - 6 * i);
+        }
+        let bytes = acc.to_be_bytes();
+        out.extend_from_slice(&bytes[1..chunk.len()]);
+    }
+    Some(out)
+}
