@@ -85,23 +85,6 @@ fn trim_ascii(s: &[u8]) -> &[u8] {
     s.get(start..end).unwrap_or_default()
 }
 
-/// A username made safe for one log field: bytes outside the default
-/// username alphabet become `\xNN`, and long values are cut.
-pub fn loggable(value: &[u8]) -> String {
-    let mut out = String::with_capacity(value.len().min(64));
-    for &b in value.iter().take(64) {
-        if b.is_ascii_alphanumeric() || b"._@-".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("\\x{b:02x}"));
-        }
-    }
-    if value.len() > 64 {
-        out.push_str("...");
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,12 +144,5 @@ mod tests {
         assert!(connection_names_protected(b"WL-Proxy-Client-IP", &protected));
         assert!(!connection_names_protected(b"keep-alive", &protected));
         assert!(!connection_names_protected(b"close, Upgrade", &protected));
-    }
-
-    #[test]
-    fn loggable_escapes() {
-        assert_eq!(loggable(b"alice"), "alice");
-        assert_eq!(loggable(b"a b\n"), "a\\x20b\\x0a");
-        assert!(loggable(&[b'a'; 100]).ends_with("..."));
     }
 }

@@ -9,4 +9,5 @@ pub mod path;
 pub mod policy;
 pub mod random;
 pub mod secret;
+pub mod text;
 pub mod token;

@@ -1,0 +1,342 @@
+//! The access decision, on every request of a configured server.
+//!
+//! * post_read_request: scrub spoofed gateway headers, note whether the
+//!   TCP peer is a trusted gateway (with the right shared secret);
+//! * header_parser: strict paths, `Connection` tricks;
+//! * access_checker: the decision where `TwoFactor On` (or on the challenge path);
+//! * fixups: the backstop: whatever other modules did (`Satisfy Any`, an
+//!   internal redirect that skipped the access phase), nothing in an enforced
+//!   scope runs without our verdict; and the challenge path is ours alone.
+
+use std::ffi::{c_int, CStr};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use twofactor_core::policy::{self, Refusal};
+use twofactor_core::secret::constant_time_eq;
+use twofactor_core::text::log_field;
+use twofactor_core::{identity, path, token};
+
+use crate::apache::log::{event, Level};
+use crate::apache::{Request, Table, DECLINED, OK};
+use crate::state::ServerState;
+
+const NOTE_GATEWAY: &CStr = c"twofactor-gateway";
+const NOTE_VERDICT: &CStr = c"twofactor-verdict";
+const ALLOW: &CStr = c"allow";
+pub const CHALLENGE_HANDLER: &CStr = c"twofactor-challenge";
+
+const HTTP_BAD_REQUEST: c_int = 400;
+const HTTP_UNAUTHORIZED: c_int = 401;
+const HTTP_FORBIDDEN: c_int = 403;
+const HTTP_INTERNAL_SERVER_ERROR: c_int = 500;
+
+/// How long a return token stays valid: enough to finish the challenge.
+const RETURN_TOKEN_LIFETIME_SECS: u64 = 3600;
+
+/// What the TCP peer is, decided once per connection request.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Gateway {
+    Trusted,
+    Untrusted,
+    BadSecret,
+}
+
+impl Gateway {
+    fn note(self) -> &'static CStr {
+        match self {
+            Gateway::Trusted => c"trusted",
+            Gateway::Untrusted => c"untrusted",
+            Gateway::BadSecret => c"bad-secret",
+        }
+    }
+
+    fn from_note(value: Option<&[u8]>) -> Gateway {
+        match value {
+            Some(b"trusted") => Gateway::Trusted,
+            Some(b"bad-secret") => Gateway::BadSecret,
+            // Missing note: post_read_request did not vouch for the peer.
+            _ => Gateway::Untrusted,
+        }
+    }
+}
+
+/// This server's state: `Ok(None)` when the module is not configured here
+/// (requests are left alone), `Err` (fail closed) when configuration is missing.
+pub fn state<'r>(req: &Request<'r>) -> Result<Option<&'r ServerState>, c_int> {
+    use crate::apache::conf::Runtime;
+    match req.server_conf().and_then(|c| c.runtime()) {
+        Some(Runtime::Unconfigured) => Ok(None),
+        Some(Runtime::Configured(state)) => Ok(Some(state)),
+        None => {
+            event!(req, Level::Error, "internal-error", "reason" = "no-configuration");
+            Err(HTTP_INTERNAL_SERVER_ERROR)
+        }
+    }
+}
+
+macro_rules! configured_or_decline {
+    ($req:expr) => {
+        match state($req) {
+            Ok(Some(state)) => state,
+            Ok(None) => return DECLINED,
+            Err(status) => return status,
+        }
+    };
+}
+
+fn same_name(a: &[u8], b: &str) -> bool {
+    a.eq_ignore_ascii_case(b.as_bytes())
+}
+
+pub fn post_read_request(req: &mut Request<'_>) -> c_int {
+    let st = configured_or_decline!(req);
+    let s = &st.settings;
+    let trusted_peer = req.peer_ip().is_some_and(|ip| s.is_trusted_proxy(ip));
+    let gateway = match (&s.proxy_secret, trusted_peer) {
+        (_, false) => Gateway::Untrusted,
+        (None, true) => Gateway::Trusted,
+        (Some((name, expected)), true) => {
+            let mut values = req.entries(Table::In).filter(|(k, _)| same_name(k, name)).map(|(_, v)| v);
+            match (values.next(), values.next()) {
+                (Some(given), None) if constant_time_eq(given, expected.expose()) => Gateway::Trusted,
+                _ => Gateway::BadSecret,
+            }
+        }
+    };
+
+    // Look-alike names (X_Remote_User) of every protected header go on
+    // every request; WebLogic's proxy headers unless the gateway sent them.
+    let doomed: Vec<Vec<u8>> = req
+        .entries(Table::In)
+        .filter(|(k, _)| {
+            st.protected_headers.iter().any(|p| identity::is_lookalike(k, p))
+                || (gateway != Gateway::Trusted && identity::is_weblogic_proxy_header(k))
+        })
+        .map(|(k, _)| k.to_vec())
+        .collect();
+    for name in doomed {
+        req.unset_bytes(Table::In, &name);
+    }
+    // The shared secret is for us only; the identity and session headers
+    // count only from the gateway.
+    if let Some(secret) = &st.secret_header {
+        req.unset(Table::In, secret);
+    }
+    if gateway != Gateway::Trusted {
+        req.unset(Table::In, &st.user_header);
+        if let Some(session) = &st.session_header {
+            req.unset(Table::In, session);
+        }
+    }
+    req.set_note(NOTE_GATEWAY, gateway.note());
+    DECLINED
+}
+
+pub fn header_parser(req: &mut Request<'_>) -> c_int {
+    let st = configured_or_decline!(req);
+    if req.is_internal_redirect() {
+        // The request line was checked when it arrived; this target is Apache's own.
+        return DECLINED;
+    }
+    let strict = req.dir_conf().is_none_or(|d| d.parsed.strict_path());
+    let verdict = match req.unparsed_uri() {
+        Some(target) => path::check_request_target(target, strict),
+        None => Err(path::PathViolation::InvalidUtf8),
+    };
+    if let Err(violation) = verdict {
+        event!(
+            req,
+            Level::Warn,
+            "bad-path",
+            "reason" = violation.as_str(),
+            "path" = log_field(req.unparsed_uri().map(str::as_bytes).unwrap_or(b"?"), 256),
+        );
+        error_page(
+            req,
+            HTTP_BAD_REQUEST,
+            "Bad request",
+            "The address is ambiguous (encoded or dot segments, path parameters, or similar) and was refused.",
+        );
+        return HTTP_BAD_REQUEST;
+    }
+    let protected: Vec<&str> = st.protected_headers.iter().map(String::as_str).collect();
+    let connection_trick = req
+        .entries(Table::In)
+        .any(|(k, v)| same_name(k, "Connection") && identity::connection_names_protected(v, &protected));
+    if connection_trick {
+        event!(req, Level::Warn, "deny", "reason" = "bad-header", "detail" = "connection-names-security-header");
+        error_page(req, HTTP_BAD_REQUEST, "Bad request", "A security header is named in the Connection header.");
+        return HTTP_BAD_REQUEST;
+    }
+    DECLINED
+}
+
+/// Whether this request is in an enforced scope, and whether it is for the challenge handler.
+fn scope(req: &Request<'_>, st: &ServerState) -> (bool, bool) {
+    let enforced = req.dir_conf().is_some_and(|d| d.parsed.enabled());
+    let challenge = std::str::from_utf8(req.uri()).is_ok_and(|uri| st.settings.is_challenge_path(uri));
+    (enforced, challenge)
+}
+
+pub fn access_checker(req: &mut Request<'_>) -> c_int {
+    let st = configured_or_decline!(req);
+    #[cfg(feature = "test-hooks")]
+    if req.uri() == b"/__twofactor_test/panic" {
+        panic!("deliberate panic in the access checker (test builds only)");
+    }
+    let (enforced, challenge) = scope(req, st);
+    if !enforced && !challenge {
+        return DECLINED;
+    }
+    decide(req, st, challenge)
+}
+
+pub fn fixups(req: &mut Request<'_>) -> c_int {
+    let st = configured_or_decline!(req);
+    let (enforced, challenge) = scope(req, st);
+    if !enforced && !challenge {
+        // Out of enforcement the gateway's name is unverified: no backend
+        // may read it as an identity.
+        req.unset(Table::In, &st.user_header);
+        return DECLINED;
+    }
+    if req.get(Table::Notes, NOTE_VERDICT) != Some(ALLOW.to_bytes()) {
+        let status = decide(req, st, challenge);
+        if status != OK {
+            return status;
+        }
+    }
+    if challenge {
+        // Only our handler ever serves the challenge path: never a proxy.
+        req.set_handler(CHALLENGE_HANDLER);
+    }
+    DECLINED
+}
+
+/// The decision for a request in scope; records an allow on the request.
+fn decide(req: &mut Request<'_>, st: &ServerState, challenge: bool) -> c_int {
+    let status = evaluate(req, st, challenge);
+    if status == OK {
+        req.set_note(NOTE_VERDICT, ALLOW);
+    }
+    status
+}
+
+fn evaluate(req: &mut Request<'_>, st: &ServerState, challenge: bool) -> c_int {
+    let gateway = Gateway::from_note(req.initial().get(Table::Notes, NOTE_GATEWAY));
+    if gateway != Gateway::Trusted {
+        let reason = if gateway == Gateway::BadSecret { "bad-proxy-secret" } else { "untrusted-peer" };
+        let peer = req.peer_ip().map_or_else(|| "-".to_string(), |ip| ip.to_string());
+        event!(req, Level::Warn, "spoof", "reason" = reason, "peer" = peer);
+        error_page(req, HTTP_FORBIDDEN, "Forbidden", "This server accepts requests from the sign-in gateway only.");
+        return HTTP_FORBIDDEN;
+    }
+
+    let user = match validated_identity(req, st) {
+        Ok(user) => user,
+        Err(status) => return status,
+    };
+    req.set_user(user);
+    if challenge {
+        return OK;
+    }
+    refuse(req, st, user)
+}
+
+/// The identity header's single valid value, or a 400.
+fn validated_identity<'r>(req: &mut Request<'r>, st: &ServerState) -> Result<&'r str, c_int> {
+    let name = &st.settings.user_header;
+    // Two slots are enough to tell one value from several.
+    let mut values: [&[u8]; 2] = [b""; 2];
+    let mut count = 0;
+    for (_, v) in req.entries(Table::In).filter(|(k, _)| same_name(k, name)) {
+        if count < values.len() {
+            values[count] = v;
+        }
+        count += 1;
+    }
+    match identity::validate(&values[..count.min(values.len())], &st.settings.username_pattern) {
+        Ok(user) => Ok(user),
+        Err(e) => {
+            event!(
+                req,
+                Level::Warn,
+                "deny",
+                "reason" = "bad-identity",
+                "detail" = e.as_str(),
+                "user" = log_field(values[0], 64),
+            );
+            error_page(req, HTTP_BAD_REQUEST, "Bad request", "The sign-in gateway sent no valid user name.");
+            Err(HTTP_BAD_REQUEST)
+        }
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Sends a request without a valid completion away: navigations to the
+/// challenge, other reads 401, everything else 403.
+fn refuse(req: &mut Request<'_>, st: &ServerState, user: &str) -> c_int {
+    let s = &st.settings;
+    let refusal = policy::refusal(req.method(), req.get(Table::In, c"Accept"), req.get(Table::In, c"X-Requested-With"));
+    event!(req, Level::Info, "challenge", "user" = user, "response" = refusal.status(), "method" = req.method());
+    match refusal {
+        Refusal::Redirect => {
+            let Some(keys) = &s.keys else {
+                event!(req, Level::Error, "internal-error", "reason" = "no-key");
+                return HTTP_INTERNAL_SERVER_ERROR;
+            };
+            let initial = req.initial();
+            let target = match (initial.raw_path(), initial.args()) {
+                (Some(path), Some(query)) => format!("{path}?{query}"),
+                (Some(path), None) => path.to_string(),
+                (None, _) => "/".to_string(),
+            };
+            let token = token::sign_return(keys, &target, user, now() + RETURN_TOKEN_LIFETIME_SECS);
+            // A path, never an absolute URL built from Host or X-Forwarded-Host.
+            let location = format!("{}/?r={token}", s.challenge_url);
+            req.set(Table::ErrOut, c"Location", &location);
+            req.set(Table::ErrOut, c"Cache-Control", "no-store");
+            Refusal::Redirect.status().into()
+        }
+        Refusal::Unauthorized => {
+            req.set(Table::ErrOut, c"Cache-Control", "no-store");
+            error_page(
+                req,
+                HTTP_UNAUTHORIZED,
+                "Second sign-in step required",
+                "Complete the second sign-in step in your browser, then try again.",
+            );
+            HTTP_UNAUTHORIZED
+        }
+        Refusal::Forbidden => {
+            error_page(
+                req,
+                HTTP_FORBIDDEN,
+                "Second sign-in step required",
+                "Complete the second sign-in step in your browser, then try again.",
+            );
+            HTTP_FORBIDDEN
+        }
+    }
+}
+
+/// For the handler: the verdict of the access phase, re-evaluated if it is
+/// missing (never serve without one).
+pub fn ensure_verdict(req: &mut Request<'_>, st: &ServerState, challenge: bool) -> c_int {
+    if req.get(Table::Notes, NOTE_VERDICT) == Some(ALLOW.to_bytes()) {
+        return OK;
+    }
+    decide(req, st, challenge)
+}
+
+/// The body Apache sends with an error status of ours: short and plain.
+pub fn error_page(req: &mut Request<'_>, status: c_int, title: &str, message: &str) {
+    let html = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{status} {title}</title></head>\
+         <body><h1>{title}</h1><p>{message}</p></body></html>\n"
+    );
+    req.custom_response(status, &html);
+}

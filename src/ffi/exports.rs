@@ -1,0 +1,263 @@
+//! Every function Apache calls. Each one checks its pointers, runs its body
+//! inside the panic boundary, and answers a fixed fail-closed value if the
+//! body panics: 500 for a request, a config error for a directive, a failed
+//! start for a configuration check.
+
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use twofactor_core::config::{self, DirConfig, ServerConfig, Settings, Target};
+
+use super::bindings::{
+    ap_server_root_relative, apr_pool_cleanup_null, apr_pool_cleanup_register, apr_pool_t, apr_pstrdup, apr_status_t,
+    cmd_parms, request_rec, server_rec, APR_SUCCESS, HTTP_INTERNAL_SERVER_ERROR,
+};
+use super::boundary::catch;
+use crate::apache::conf::{self as conf, DirConf, Runtime, ServerConf};
+use crate::apache::log::Level;
+use crate::apache::server::Server;
+use crate::apache::{Request, OK};
+use crate::state::ServerState;
+
+const INTERNAL_ERROR: c_int = HTTP_INTERNAL_SERVER_ERROR as c_int;
+
+/// Frees a Rust value that a pool owned, when that pool is cleared.
+unsafe extern "C" fn drop_boxed<T>(data: *mut c_void) -> apr_status_t {
+    let _ = catch(|| {
+        if !data.is_null() {
+            // SAFETY: `data` came from `Box::into_raw` in `into_pool` and this
+            // cleanup runs exactly once, when the pool is cleared.
+            drop(unsafe { Box::from_raw(data as *mut T) });
+        }
+    });
+    APR_SUCCESS as apr_status_t
+}
+
+/// Hands a Rust value to `pool`, which drops it when cleared.
+fn into_pool<T>(pool: *mut apr_pool_t, value: T) -> *mut c_void {
+    let raw = Box::into_raw(Box::new(value)) as *mut c_void;
+    // SAFETY: `pool` is the live pool Apache passed to the create/merge
+    // callback; the cleanup frees `raw` exactly once.
+    unsafe { apr_pool_cleanup_register(pool, raw, Some(drop_boxed::<T>), Some(apr_pool_cleanup_null)) };
+    raw
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn twofactor_create_server_config(pool: *mut apr_pool_t, _s: *mut server_rec) -> *mut c_void {
+    catch(|| into_pool(pool, ServerConf::default())).unwrap_or(std::ptr::null_mut())
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn twofactor_merge_server_config(
+    pool: *mut apr_pool_t,
+    base: *mut c_void,
+    add: *mut c_void,
+) -> *mut c_void {
+    catch(|| {
+        // SAFETY: Apache passes two records made by create/merge_server_config (or null).
+        let (base, add) = unsafe { ((base as *const ServerConf).as_ref(), (add as *const ServerConf).as_ref()) };
+        let empty = ServerConfig::default();
+        let base = base.map_or(&empty, |c| &c.parsed);
+        let add = add.map_or(&empty, |c| &c.parsed);
+        into_pool(pool, ServerConf::new(ServerConfig::merge(base, add)))
+    })
+    .unwrap_or(std::ptr::null_mut())
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn twofactor_create_dir_config(pool: *mut apr_pool_t, _dir: *mut c_char) -> *mut c_void {
+    catch(|| into_pool(pool, DirConf::default())).unwrap_or(std::ptr::null_mut())
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn twofactor_merge_dir_config(
+    pool: *mut apr_pool_t,
+    base: *mut c_void,
+    add: *mut c_void,
+) -> *mut c_void {
+    catch(|| {
+        // SAFETY: Apache passes two records made by create/merge_dir_config (or null).
+        let (base, add) = unsafe { ((base as *const DirConf).as_ref(), (add as *const DirConf).as_ref()) };
+        let empty = DirConfig::default();
+        let merged = DirConfig::merge(base.map_or(&empty, |c| &c.parsed), add.map_or(&empty, |c| &c.parsed));
+        into_pool(pool, DirConf { parsed: merged })
+    })
+    .unwrap_or(std::ptr::null_mut())
+}
+
+/// The one setter of every directive (c-shim/mod_twofactor.c).
+#[no_mangle]
+pub unsafe extern "C" fn twofactor_set_directive(
+    cmd: *mut cmd_parms,
+    dir_config: *mut c_void,
+    argc: c_int,
+    argv: *const *mut c_char,
+) -> *const c_char {
+    if cmd.is_null() {
+        return c"mod_twofactor: internal error (no directive context)".as_ptr();
+    }
+    // SAFETY: Apache passes a valid cmd_parms for the duration of the call.
+    let pool = unsafe { (*cmd).pool };
+    match catch(|| {
+        // SAFETY: as above; argv holds argc NUL-terminated strings.
+        unsafe { set_directive(cmd, dir_config, argc, argv) }
+    }) {
+        Ok(Ok(())) => std::ptr::null(),
+        Ok(Err(message)) => {
+            let c = std::ffi::CString::new(message.replace('\0', "?")).unwrap_or_default();
+            // SAFETY: `pool` is the configuration pool; apr_pstrdup copies the message.
+            unsafe { apr_pstrdup(pool, c.as_ptr()) }
+        }
+        Err(_) => {
+            c"mod_twofactor: internal error while reading this directive (a bug; the error log may say more)".as_ptr()
+        }
+    }
+}
+
+/// # Safety
+/// `cmd` valid, `argv` holding `argc` NUL-terminated strings, `dir_config`
+/// this module's record for the current context.
+unsafe fn set_directive(
+    cmd: *mut cmd_parms,
+    dir_config: *mut c_void,
+    argc: c_int,
+    argv: *const *mut c_char,
+) -> Result<(), String> {
+    // SAFETY: the caller's contract.
+    let cmd = unsafe { &*cmd };
+    // SAFETY: cmd->cmd is the command_rec of this directive, with a static name.
+    let name = unsafe { CStr::from_ptr((*cmd.cmd).name) };
+    let name = name.to_str().map_err(|_| "mod_twofactor: directive name is not UTF-8".to_string())?;
+    let mut args = Vec::with_capacity(usize::try_from(argc).unwrap_or(0));
+    for i in 0..usize::try_from(argc).unwrap_or(0) {
+        // SAFETY: argv has argc entries, each a NUL-terminated string.
+        let arg = unsafe { CStr::from_ptr(*argv.add(i)) };
+        args.push(arg.to_str().map_err(|_| format!("{name}: arguments must be UTF-8 text"))?);
+    }
+
+    #[cfg(feature = "test-hooks")]
+    if name == "TwoFactorTestPanic" {
+        panic!("deliberate panic in a directive (test builds only)");
+    }
+
+    // SAFETY: cmd->server is the server being configured; its vector holds
+    // our ServerConf; configuration runs on one thread.
+    let server = unsafe { conf::server_conf_mut((*cmd.server).module_config) }
+        .ok_or_else(|| format!("{name}: mod_twofactor has no configuration record (out of memory?)"))?;
+    // SAFETY: `dir_config` is our DirConf for this context (server defaults or a section).
+    let dir = unsafe { (dir_config as *mut DirConf).as_mut() }
+        .ok_or_else(|| format!("{name}: mod_twofactor has no directory record (out of memory?)"))?;
+    // SAFETY: temp_pool is live during configuration; the result is a path string in it.
+    let root = unsafe { ap_server_root_relative(cmd.temp_pool, c"".as_ptr()) };
+    let root = if root.is_null() {
+        PathBuf::from("/")
+    } else {
+        // SAFETY: a NUL-terminated string in temp_pool.
+        PathBuf::from(unsafe { CStr::from_ptr(root) }.to_string_lossy().into_owned())
+    };
+    let target = if cmd.path.is_null() {
+        Target::Server { server: &mut server.parsed, dir: &mut dir.parsed }
+    } else {
+        Target::Section { server: &mut server.parsed, dir: &mut dir.parsed }
+    };
+    config::apply(target, name, &args, &root).map_err(|e| e.to_string())
+}
+
+/// Resolves every server's settings (reading key and password files as
+/// root), so that `apachectl -t` and start-up refuse a bad combination.
+#[no_mangle]
+pub unsafe extern "C" fn twofactor_check_config(
+    _pconf: *mut apr_pool_t,
+    _plog: *mut apr_pool_t,
+    ptemp: *mut apr_pool_t,
+    s: *mut server_rec,
+) -> c_int {
+    // SAFETY: Apache passes the main server_rec, valid during configuration.
+    let Some(main) = (unsafe { Server::from_raw(s) }) else { return INTERNAL_ERROR };
+    catch(|| check_config(main, ptemp)).unwrap_or_else(|location| {
+        main.log(ptemp, Level::Error, true, &format!("mod_twofactor: internal error (panic at {location})"));
+        INTERNAL_ERROR
+    })
+}
+
+fn check_config(main: Server<'_>, ptemp: *mut apr_pool_t) -> c_int {
+    for server in main.chain() {
+        let Some(conf) = server.conf() else {
+            server.log(ptemp, Level::Error, true, "mod_twofactor: no configuration record for this server");
+            return INTERNAL_ERROR;
+        };
+        let runtime = if conf.parsed.is_configured() {
+            match Settings::resolve(&conf.parsed, server.hostname()) {
+                Ok((settings, warnings)) => {
+                    for w in warnings {
+                        server.log(ptemp, Level::Warn, true, &format!("mod_twofactor: {}: {w}", server.describe()));
+                    }
+                    Runtime::Configured(Arc::new(ServerState::new(settings)))
+                }
+                Err(e) => {
+                    server.log(ptemp, Level::Error, true, &format!("mod_twofactor: {}: {e}", server.describe()));
+                    return INTERNAL_ERROR;
+                }
+            }
+        } else {
+            Runtime::Unconfigured
+        };
+        conf.set_runtime(runtime);
+    }
+    OK
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn twofactor_post_config(
+    _pconf: *mut apr_pool_t,
+    _plog: *mut apr_pool_t,
+    _ptemp: *mut apr_pool_t,
+    _s: *mut server_rec,
+) -> c_int {
+    // Nothing to start here: threads, runtimes and connections would not
+    // survive the fork. Children connect on first use.
+    OK
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn twofactor_child_init(_pool: *mut apr_pool_t, _s: *mut server_rec) {}
+
+/// Runs a request hook inside the boundary; a panic answers 500.
+fn request_hook(r: *mut request_rec, hook: &str, body: fn(&mut Request<'_>) -> c_int) -> c_int {
+    // SAFETY: Apache passes the request being processed, valid and ours
+    // for the duration of the hook call.
+    let Some(mut req) = (unsafe { Request::from_raw(r) }) else { return INTERNAL_ERROR };
+    match catch(|| body(&mut req)) {
+        Ok(status) => status,
+        Err(location) => {
+            crate::apache::log::event!(req, Level::Error, "internal-error", "hook" = hook, "panic" = location);
+            INTERNAL_ERROR
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn twofactor_post_read_request(r: *mut request_rec) -> c_int {
+    request_hook(r, "post-read-request", crate::enforce::post_read_request)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn twofactor_header_parser(r: *mut request_rec) -> c_int {
+    request_hook(r, "header-parser", crate::enforce::header_parser)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn twofactor_access_checker(r: *mut request_rec) -> c_int {
+    request_hook(r, "access-checker", crate::enforce::access_checker)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn twofactor_fixups(r: *mut request_rec) -> c_int {
+    request_hook(r, "fixups", crate::enforce::fixups)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn twofactor_handler(r: *mut request_rec) -> c_int {
+    request_hook(r, "handler", crate::challenge::handler)
+}
