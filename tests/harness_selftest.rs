@@ -1,7 +1,7 @@
-//! Self-tests of the integration-test harness (tests/common): slapd with the
+//! Self-tests of the integration-test harness (the testkit crate): slapd with the
 //! twofactor schema and ACLs, smtp-sink, and the schema files themselves.
 
-mod common;
+use testkit as common;
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;

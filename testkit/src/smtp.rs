@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use super::process::{free_port, ServerProcess, POLL_INTERVAL};
+use crate::process::{free_port, ServerProcess, POLL_INTERVAL};
 
 const SMTP_SINK: &str = "/usr/sbin/smtp-sink";
 const START_TIMEOUT: Duration = Duration::from_secs(30);

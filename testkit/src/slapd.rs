@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::process::{free_port, wait_for_port, ServerProcess, POLL_INTERVAL};
+use crate::process::{free_port, wait_for_port, ServerProcess, POLL_INTERVAL};
 
 /// The six attributes that the module writes.
 pub const TWOFACTOR_ATTRIBUTES: [&str; 6] = [
@@ -45,12 +45,12 @@ const READY_LINE: &str = "slapd starting";
 
 /// Path of the repository's schema in slapd.conf format.
 pub fn schema_file() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("apache-conf/twofactor.schema")
+    crate::repo_root().join("apache-conf/twofactor.schema")
 }
 
 /// Path of the repository's schema in cn=config LDIF format.
 pub fn schema_ldif_file() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("apache-conf/twofactor.ldif")
+    crate::repo_root().join("apache-conf/twofactor.ldif")
 }
 
 pub struct Slapd {

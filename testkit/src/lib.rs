@@ -1,0 +1,19 @@
+//! Real processes for the integration tests and the demo: Apache with the
+//! built module, a stand-in gateway, slapd, smtp-sink, a backend that echoes
+//! what it receives, and a raw HTTP client. Everything listens on
+//! 127.0.0.1, on ports chosen at run time, and is stopped by pid.
+
+use std::path::PathBuf;
+
+pub mod apache;
+pub mod backend;
+pub mod http;
+pub mod process;
+pub mod slapd;
+pub mod smtp;
+pub mod stack;
+
+/// The repository's root (where apache-conf/ and tests/data/ are).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or_default()
+}

@@ -1,0 +1,112 @@
+//! The whole picture of SPEC §4 for one test: slapd, smtp-sink, an echo
+//! backend, the protected Apache with the module, and the stand-in gateway
+//! in front of it.
+
+use std::fs;
+use std::path::PathBuf;
+
+use crate::apache::{gateway_body, write_htpasswd, Apache, ApacheOptions};
+use crate::backend::EchoBackend;
+use crate::process::test_dir;
+use crate::slapd::Slapd;
+use crate::smtp::SmtpSink;
+
+/// First-factor passwords of the gateway's users.
+pub const USERS: &[(&str, &str)] = &[("alice", "alice-pw"), ("bob", "bob-pw"), ("carol", "carol-pw")];
+
+pub struct StackOptions {
+    /// Directives appended to the protected server's configuration.
+    pub extra: String,
+    /// Start the stand-in gateway in front of the protected server.
+    pub gateway: bool,
+    pub apache: ApacheOptions,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        StackOptions { extra: String::new(), gateway: true, apache: ApacheOptions::default() }
+    }
+}
+
+pub struct Stack {
+    // Field order is drop order: front to back, the directory last.
+    pub gateway: Option<Apache>,
+    pub protected: Apache,
+    pub backend: EchoBackend,
+    pub smtp: SmtpSink,
+    pub slapd: Slapd,
+    pub key_file: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl Stack {
+    pub fn start(options: StackOptions) -> Stack {
+        let dir = test_dir("twofactor-stack");
+        let slapd = Slapd::start(dir.path());
+        let smtp = SmtpSink::start(dir.path());
+        let backend = EchoBackend::start();
+        let root = dir.path().join("protected");
+        fs::create_dir_all(&root).expect("protected dir");
+        let key_file = root.join("twofactor.key");
+        fs::write(&key_file, random_bytes(32)).expect("key file");
+        fs::write(root.join("bind.pw"), format!("{}\n", slapd.service_password)).expect("bind password");
+        let body = protected_body(&root, &slapd, &smtp, &backend, &options.extra);
+        let protected = Apache::start(&root, options.apache.clone(), &body);
+        let gateway = options.gateway.then(|| {
+            let groot = dir.path().join("gateway");
+            fs::create_dir_all(&groot).expect("gateway dir");
+            write_htpasswd(&groot.join("htpasswd"), USERS);
+            let body = gateway_body(&groot, protected.port);
+            Apache::start(&groot, ApacheOptions { with_module: false, ..ApacheOptions::default() }, &body)
+        });
+        Stack { gateway, protected, backend, smtp, slapd, key_file, dir }
+    }
+
+    pub fn gateway_port(&self) -> u16 {
+        self.gateway.as_ref().expect("stack started without a gateway").port
+    }
+}
+
+/// The protected server: /app proxied to the backend under `TwoFactor On`,
+/// /public proxied without it, the challenge at /2fa/.
+pub fn protected_body(
+    root: &std::path::Path,
+    slapd: &Slapd,
+    smtp: &SmtpSink,
+    backend: &EchoBackend,
+    extra: &str,
+) -> String {
+    let root = root.display();
+    let b = backend.port;
+    format!(
+        r#"TwoFactorTrustedProxy 127.0.0.1
+TwoFactorSecretKeyFile {root}/twofactor.key
+TwoFactorLDAPURL {ldap}/{people}?uid?sub
+TwoFactorLDAPBindDN {service}
+TwoFactorLDAPBindPasswordFile {root}/bind.pw
+TwoFactorSMTPServer smtp://127.0.0.1:{smtp}
+TwoFactorMailFrom 2fa@example.test
+ProxyPass /app http://127.0.0.1:{b}/app
+ProxyPass /public http://127.0.0.1:{b}/public
+<Location /app>
+  TwoFactor On
+</Location>
+<Location /2fa>
+  SetHandler twofactor-challenge
+</Location>
+{extra}
+"#,
+        ldap = slapd.url,
+        people = slapd.people_dn,
+        service = slapd.service_dn,
+        smtp = smtp.port,
+    )
+}
+
+/// Random bytes from the kernel, for key files.
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; n];
+    let mut f = fs::File::open("/dev/urandom").expect("/dev/urandom");
+    std::io::Read::read_exact(&mut f, &mut buf).expect("read /dev/urandom");
+    buf
+}

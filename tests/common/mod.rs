@@ -1,5 +1,0 @@
-#![allow(dead_code)]
-
-pub mod process;
-pub mod slapd;
-pub mod smtp;
