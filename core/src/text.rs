@@ -16,15 +16,16 @@ pub fn html(value: &str) -> String {
     out
 }
 
-/// A request path made safe for one log field: printable ASCII except
-/// space, `"` and `\` is kept, the rest becomes `\xNN`; cut at `max` bytes.
+/// A value made safe for one log field: printable ASCII except space, `"`,
+/// `%` and `\` is kept, the rest is percent-encoded (Apache would double a
+/// backslash escape); cut at `max` bytes.
 pub fn log_field(value: &[u8], max: usize) -> String {
     let mut out = String::with_capacity(value.len().min(max) + 3);
     for &b in value.iter().take(max) {
-        if b.is_ascii_graphic() && b != b'"' && b != b'\\' {
+        if b.is_ascii_graphic() && !b"\"%\\".contains(&b) {
             out.push(char::from(b));
         } else {
-            out.push_str(&format!("\\x{b:02x}"));
+            out.push_str(&format!("%{b:02X}"));
         }
     }
     if value.len() > max {
@@ -46,7 +47,7 @@ mod tests {
     #[test]
     fn log_fields() {
         assert_eq!(log_field(b"/app/x?y=1", 64), "/app/x?y=1");
-        assert_eq!(log_field(b"/a b\r\n\"", 64), "/a\\x20b\\x0d\\x0a\\x22");
+        assert_eq!(log_field(b"/a b\r\n\"%\\", 64), "/a%20b%0D%0A%22%25%5C");
         assert_eq!(log_field(b"/abcdef", 3), "/ab...");
     }
 }

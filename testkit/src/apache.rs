@@ -77,7 +77,12 @@ pub fn render_conf(root: &Path, port: u16, options: &ApacheOptions, body: &str) 
     conf.push_str(&format!(
         "ServerRoot {root}\nListen 127.0.0.1:{port}\nPidFile {root}/httpd.pid\nDefaultRuntimeDir {root}\n\
          ErrorLog {root}/error.log\nLogLevel {}\n",
-        options.log_level
+        if options.with_module {
+            options.log_level.clone()
+        } else {
+            // Module-specific levels of an absent module are a syntax error.
+            options.log_level.split_whitespace().filter(|w| !w.starts_with("twofactor:")).collect::<Vec<_>>().join(" ")
+        }
     ));
     conf.push_str(&format!("LoadModule mpm_event_module {MODULES}/mod_mpm_event.so\n"));
     let threads = options.threads;
@@ -266,7 +271,7 @@ pub fn gateway_body(root: &Path, backend_port: u16) -> String {
   Require valid-user
 </Location>
 RequestHeader unset X-Remote-User early
-RequestHeader set X-Remote-User "%{{REMOTE_USER}}s"
+RequestHeader set X-Remote-User "expr=%{{REMOTE_USER}}"
 ProxyPass / http://127.0.0.1:{backend_port}/
 ProxyPassReverse / http://127.0.0.1:{backend_port}/
 "#

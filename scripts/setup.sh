@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs what building and testing mod_twofactor needs on Debian 12:
+# Apache and its headers, OpenLDAP, the SMTP sink, Chromium for the page
+# tests, clang for bindgen, and a Rust toolchain if none is on the PATH.
+# Safe to run again: it only installs what is missing.
+set -euo pipefail
+
+packages=(
+  apache2 apache2-dev apache2-utils libapr1-dev libaprutil1-dev
+  libclang-dev clang pkg-config
+  slapd ldap-utils
+  postfix            # for /usr/sbin/smtp-sink, a real SMTP server for tests
+  chromium chromium-driver
+  oathtool wrk curl ca-certificates
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: missing packages (${missing[*]}); run as root" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # Postfix would ask what kind of mail system this is; only its smtp-sink is used.
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Packages may start their services; the tests run their own instances.
+  for svc in apache2 slapd postfix; do
+    service "$svc" stop >/dev/null 2>&1 || true
+  done
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  if [ -x "$HOME/.cargo/bin/cargo" ]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+  else
+    echo "setup: installing the Rust toolchain (rustup)"
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c clippy,rustfmt >/dev/null
+    export PATH="$HOME/.cargo/bin:$PATH"
+  fi
+fi

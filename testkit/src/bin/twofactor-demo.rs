@@ -1,0 +1,68 @@
+//! A local demonstration of mod_twofactor behind the stand-in gateway.
+//!
+//! Starts slapd (users alice, bob, carol), smtp-sink, an echo backend, the
+//! protected Apache with the module and the stand-in gateway, all on
+//! 127.0.0.1, prints where to point a browser, and runs until Ctrl-C (or
+//! SIGTERM). Every process it started is stopped by pid on the way out, and
+//! the temporary directory is removed.
+//!
+//! The module is found through `TWOFACTOR_MODULE`, or as
+//! `libmod_twofactor.so` next to this binary (`cargo build --release
+//! --workspace`, then `target/release/twofactor-demo`).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use testkit::apache::ApacheOptions;
+use testkit::stack::{Stack, StackOptions, USERS};
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn request_stop(_signal: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn install_signal_handlers() {
+    let handler = request_stop as extern "C" fn(libc::c_int);
+    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: the handler only stores to an atomic, which is
+        // async-signal-safe; no other code of this process installs handlers.
+        let previous = unsafe { libc::signal(signal, handler as libc::sighandler_t) };
+        if previous == libc::SIG_ERR {
+            eprintln!("twofactor-demo: cannot install a handler for signal {signal}");
+        }
+    }
+}
+
+fn main() {
+    install_signal_handlers();
+    println!("Starting slapd, smtp-sink, the backend, the protected Apache and the gateway ...");
+    let options = StackOptions {
+        apache: ApacheOptions { log_level: "warn twofactor:info".into(), ..ApacheOptions::default() },
+        ..StackOptions::default()
+    };
+    let stack = Stack::start(options);
+
+    let logins: Vec<String> = USERS.iter().map(|(user, password)| format!("{user} / {password}")).collect();
+    let protected = &stack.protected.root;
+    println!();
+    println!("mod_twofactor demo is running.");
+    println!();
+    println!("  Open:         http://127.0.0.1:{}/app/", stack.gateway_port());
+    println!("  Log in as:    {}", logins.join(", "));
+    println!("  Passcodes:    mails land in {}", stack.smtp.maildir.display());
+    println!("  Error log:    {}", protected.join("error.log").display());
+    println!("  Access log:   {}", protected.join("access.log").display());
+    println!("  Directory:    {} (base {})", stack.slapd.url, stack.slapd.base_dn);
+    println!();
+    println!("Press Ctrl-C to stop.");
+
+    while !STOP.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    println!();
+    println!("Stopping ...");
+    drop(stack);
+    println!("Stopped: every process is gone and the temporary directory is removed.");
+}
