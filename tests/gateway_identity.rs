@@ -3,7 +3,7 @@
 //! looks like it reaches a backend.
 
 use testkit::backend::{seen_header, MARKER};
-use testkit::http::{basic_auth, Request, GATEWAY_ADDR, STRANGER_ADDR};
+use testkit::http::{basic_auth, Headers, Request, GATEWAY_ADDR, STRANGER_ADDR};
 use testkit::stack::{Stack, StackOptions};
 
 fn stack() -> Stack {
@@ -34,7 +34,7 @@ fn a_stranger_cannot_assert_an_identity() {
 fn identity_header_variants() {
     let s = stack();
     let port = s.protected.port;
-    let cases: &[(&[(&str, &str)], u16, &str)] = &[
+    let cases: &[(Headers, u16, &str)] = &[
         (&[], 400, "detail=missing"),
         // Apache folds repeated request headers into one comma-joined value.
         (&[("X-Remote-User", "alice"), ("X-Remote-User", "alice")], 400, "detail=comma-joined user=alice,%20alice"),

@@ -61,12 +61,7 @@ pub struct ApacheOptions {
 
 impl Default for ApacheOptions {
     fn default() -> Self {
-        ApacheOptions {
-            with_module: true,
-            log_level: "warn twofactor:debug".into(),
-            threads: 8,
-            servers: 1,
-        }
+        ApacheOptions { with_module: true, log_level: "warn twofactor:debug".into(), threads: 8, servers: 1 }
     }
 }
 

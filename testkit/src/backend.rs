@@ -78,10 +78,8 @@ fn serve(stream: TcpStream) {
             return;
         }
         let text = format!("{MARKER}\n{head}");
-        let response = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{text}",
-            text.len()
-        );
+        let response =
+            format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{text}", text.len());
         if writer.write_all(response.as_bytes()).is_err() {
             return;
         }

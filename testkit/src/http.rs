@@ -16,6 +16,9 @@ pub const STRANGER_ADDR: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 /// What a browser sends as `Accept` on a navigation.
 pub const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 
+/// A list of request headers in test tables.
+pub type Headers<'a> = &'a [(&'a str, &'a str)];
+
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
@@ -147,13 +150,10 @@ pub fn parse_response(raw: &[u8], head_only: bool) -> Response {
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or("");
     let status = status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k.eq_ignore_ascii_case("Transfer-Encoding") && v.eq_ignore_ascii_case("chunked"));
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
+    let chunked =
+        headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("Transfer-Encoding") && v.eq_ignore_ascii_case("chunked"));
     let body = if head_only {
         Vec::new()
     } else if chunked {
@@ -166,8 +166,7 @@ pub fn parse_response(raw: &[u8], head_only: bool) -> Response {
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(eol) = data.windows(2).position(|w| w == b"\r\n") else { break };
+    while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
         let size_text = String::from_utf8_lossy(&data[..eol]);
         let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("0").trim(), 16).unwrap_or(0);
         data = &data[eol + 2..];
