@@ -30,11 +30,7 @@ fn fixture_files(root: &Path) {
     fs::write(root.join("secret.txt"), "gateway-shared-secret\n").unwrap();
     fs::write(root.join("bind.pw"), "service-password\n").unwrap();
     fs::write(root.join("smtp.pw"), "smtp-password\n").unwrap();
-    fs::write(
-        root.join("ca.pem"),
-        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
-    )
-    .unwrap();
+    fs::write(root.join("ca.pem"), "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").unwrap();
 }
 
 /// (good configuration lines, bad line, text the error must contain)
@@ -186,7 +182,10 @@ fn missing_trusted_proxy_is_a_warning_not_an_error() {
     let body = base(root).replace("TwoFactorTrustedProxy 127.0.0.1\n", "");
     let (ok, out) = config_test(root, &ApacheOptions::default(), &body);
     assert!(ok, "{out}");
-    assert!(out.contains("TwoFactorTrustedProxy: not set, so every request where TwoFactor is On will be refused"), "{out}");
+    assert!(
+        out.contains("TwoFactorTrustedProxy: not set, so every request where TwoFactor is On will be refused"),
+        "{out}"
+    );
 }
 
 #[test]
