@@ -9,10 +9,15 @@
 //!   scope runs without our verdict; and the challenge path is ours alone.
 
 use std::ffi::{c_int, CStr};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use twofactor_core::cache::Hit;
+use twofactor_core::completion::{self, Presented};
+use twofactor_core::config::{DirConfig, Role, SessionBinding};
 use twofactor_core::policy::{self, Refusal};
 use twofactor_core::secret::constant_time_eq;
+use twofactor_core::store::{codec, Directory, Lookup, StoreError};
 use twofactor_core::text::log_field;
 use twofactor_core::{identity, path, token};
 
@@ -25,10 +30,12 @@ const NOTE_VERDICT: &CStr = c"twofactor-verdict";
 const ALLOW: &CStr = c"allow";
 pub const CHALLENGE_HANDLER: &CStr = c"twofactor-challenge";
 
+const HTTP_SEE_OTHER: c_int = 303;
 const HTTP_BAD_REQUEST: c_int = 400;
 const HTTP_UNAUTHORIZED: c_int = 401;
 const HTTP_FORBIDDEN: c_int = 403;
 const HTTP_INTERNAL_SERVER_ERROR: c_int = 500;
+const HTTP_SERVICE_UNAVAILABLE: c_int = 503;
 
 /// How long a return token stays valid: enough to finish the challenge.
 const RETURN_TOKEN_LIFETIME_SECS: u64 = 3600;
@@ -240,7 +247,107 @@ fn evaluate(req: &mut Request<'_>, st: &ServerState, challenge: bool) -> c_int {
     if challenge {
         return OK;
     }
-    refuse(req, st, user)
+    check_completion(req, st, user)
+}
+
+/// The directory's verdict for a valid identity in an enforced scope.
+fn check_completion(req: &mut Request<'_>, st: &ServerState, user: &str) -> c_int {
+    let s = &st.settings;
+    let (Some(keys), Some(directory)) = (&s.keys, &st.directory) else {
+        event!(req, Level::Error, "internal-error", "reason" = "no-key-or-directory");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    };
+    // Without the binding's cookie or session id there can be no completion.
+    let Some(presented) = presented(req, st) else {
+        return refuse(req, st, user, "no-session");
+    };
+    let max_age = req.dir_conf().map_or_else(|| DirConfig::default().max_age(), |d| d.parsed.max_age()).as_secs();
+    let (now, clock) = (now(), Instant::now());
+
+    let cache_key = presented.cache_key(keys, user);
+    if let Some(hit) = st.cache.get(&cache_key, clock) {
+        if hit.issued.saturating_add(max_age) > now {
+            return allow(req, st, &hit.canonical, "cache");
+        }
+    }
+
+    let completion_attr = s.attribute(Role::Completion);
+    let failures_attr = s.attribute(Role::Failures);
+    let entry = match directory.find_user(user, &[completion_attr, failures_attr]) {
+        Ok(Lookup::Found(entry)) => entry,
+        Ok(Lookup::NotFound) => return unknown_user(req, user, "not-found"),
+        Ok(Lookup::Ambiguous) => return unknown_user(req, user, "ambiguous"),
+        Err(e) => return directory_error(req, st, &e),
+    };
+    req.set_user(&entry.username);
+    if let Some(until) = codec::locked_until(entry.values(failures_attr), now) {
+        return locked(req, st, &entry.username, until);
+    }
+    match completion::find_valid(entry.values(completion_attr), &presented, keys, now, max_age) {
+        Some(found) => {
+            let hit = Hit { canonical: Arc::from(entry.username.as_str()), issued: found.issued };
+            st.cache.put(cache_key, hit, Duration::from_secs(found.expires.saturating_sub(now)), clock);
+            allow(req, st, &entry.username, "directory")
+        }
+        None => refuse(req, st, &entry.username, "no-completion"),
+    }
+}
+
+/// What this request presents for `TwoFactorSessionBinding`, if anything.
+fn presented<'r>(req: &Request<'r>, st: &ServerState) -> Option<Presented<'r>> {
+    let s = &st.settings;
+    match s.session_binding {
+        SessionBinding::Cookie => req
+            .entries(Table::In)
+            .filter(|(k, _)| same_name(k, "Cookie"))
+            .find_map(|(_, v)| completion::find_cookie(v, &s.cookie_name))
+            .filter(|v| completion::is_plausible_cookie(v))
+            .map(Presented::Cookie),
+        SessionBinding::Header => {
+            let name = st.session_header.as_deref()?;
+            req.get(Table::In, name).filter(|v| !v.is_empty() && v.len() <= 4096).map(Presented::GatewaySession)
+        }
+        SessionBinding::None => Some(Presented::Anywhere),
+    }
+}
+
+fn allow(req: &mut Request<'_>, st: &ServerState, canonical: &str, source: &str) -> c_int {
+    req.set_user(canonical);
+    // The backend sees the directory's spelling of the name, nothing else.
+    req.set(Table::In, &st.user_header, canonical);
+    event!(req, Level::Debug, "allow", "user" = canonical, "source" = source);
+    OK
+}
+
+fn unknown_user(req: &mut Request<'_>, user: &str, detail: &str) -> c_int {
+    event!(req, Level::Warn, "deny", "reason" = "unknown-user", "detail" = detail, "user" = user);
+    error_page(req, HTTP_FORBIDDEN, "Forbidden", "Your account is not set up for this site. Please contact your administrator.");
+    HTTP_FORBIDDEN
+}
+
+fn directory_error(req: &mut Request<'_>, st: &ServerState, e: &StoreError) -> c_int {
+    if let Some(repeats) = st.should_log_error(e.reason(), Instant::now()) {
+        event!(req, Level::Error, "ldap-error", "reason" = e.reason(), "detail" = log_field(e.to_string().as_bytes(), 300), "repeated" = repeats);
+    }
+    req.set(Table::ErrOut, c"Retry-After", "30");
+    error_page(
+        req,
+        HTTP_SERVICE_UNAVAILABLE,
+        "Sign-in temporarily unavailable",
+        "The second sign-in step cannot reach its directory right now. Please try again in a minute.",
+    );
+    HTTP_SERVICE_UNAVAILABLE
+}
+
+fn locked(req: &mut Request<'_>, st: &ServerState, user: &str, until: u64) -> c_int {
+    let navigation = policy::refusal(req.method(), req.get(Table::In, c"Accept"), req.get(Table::In, c"X-Requested-With"));
+    event!(req, Level::Warn, "deny", "reason" = "locked", "user" = user, "until" = until);
+    if navigation == Refusal::Redirect {
+        // The challenge shows the locked page and when it unlocks.
+        return redirect_to_challenge(req, st, user);
+    }
+    error_page(req, HTTP_FORBIDDEN, "Account locked", "Too many wrong codes: the second sign-in step is locked for now.");
+    HTTP_FORBIDDEN
 }
 
 /// The identity header's single valid value, or a 400.
@@ -278,49 +385,43 @@ fn now() -> u64 {
 
 /// Sends a request without a valid completion away: navigations to the
 /// challenge, other reads 401, everything else 403.
-fn refuse(req: &mut Request<'_>, st: &ServerState, user: &str) -> c_int {
-    let s = &st.settings;
-    let refusal = policy::refusal(req.method(), req.get(Table::In, c"Accept"), req.get(Table::In, c"X-Requested-With"));
-    event!(req, Level::Info, "challenge", "user" = user, "response" = refusal.status(), "method" = req.method());
+fn refuse(req: &mut Request<'_>, st: &ServerState, user: &str, reason: &str) -> c_int {
+    let refusal =
+        policy::refusal(req.method(), req.get(Table::In, c"Accept"), req.get(Table::In, c"X-Requested-With"));
+    event!(req, Level::Info, "challenge", "user" = user, "reason" = reason, "response" = refusal.status(), "method" = req.method());
     match refusal {
-        Refusal::Redirect => {
-            let Some(keys) = &s.keys else {
-                event!(req, Level::Error, "internal-error", "reason" = "no-key");
-                return HTTP_INTERNAL_SERVER_ERROR;
-            };
-            let initial = req.initial();
-            let target = match (initial.raw_path(), initial.args()) {
-                (Some(path), Some(query)) => format!("{path}?{query}"),
-                (Some(path), None) => path.to_string(),
-                (None, _) => "/".to_string(),
-            };
-            let token = token::sign_return(keys, &target, user, now() + RETURN_TOKEN_LIFETIME_SECS);
-            // A path, never an absolute URL built from Host or X-Forwarded-Host.
-            let location = format!("{}/?r={token}", s.challenge_url);
-            req.set(Table::ErrOut, c"Location", &location);
-            req.set(Table::ErrOut, c"Cache-Control", "no-store");
-            Refusal::Redirect.status().into()
-        }
+        Refusal::Redirect => redirect_to_challenge(req, st, user),
         Refusal::Unauthorized => {
             req.set(Table::ErrOut, c"Cache-Control", "no-store");
-            error_page(
-                req,
-                HTTP_UNAUTHORIZED,
-                "Second sign-in step required",
-                "Complete the second sign-in step in your browser, then try again.",
-            );
+            error_page(req, HTTP_UNAUTHORIZED, "Second sign-in step required", "Complete the second sign-in step in your browser, then try again.");
             HTTP_UNAUTHORIZED
         }
         Refusal::Forbidden => {
-            error_page(
-                req,
-                HTTP_FORBIDDEN,
-                "Second sign-in step required",
-                "Complete the second sign-in step in your browser, then try again.",
-            );
+            error_page(req, HTTP_FORBIDDEN, "Second sign-in step required", "Complete the second sign-in step in your browser, then try again.");
             HTTP_FORBIDDEN
         }
     }
+}
+
+/// 303 to the challenge with a signed token back to the original path and query.
+fn redirect_to_challenge(req: &mut Request<'_>, st: &ServerState, user: &str) -> c_int {
+    let s = &st.settings;
+    let Some(keys) = &s.keys else {
+        event!(req, Level::Error, "internal-error", "reason" = "no-key");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    };
+    let initial = req.initial();
+    let target = match (initial.raw_path(), initial.args()) {
+        (Some(path), Some(query)) => format!("{path}?{query}"),
+        (Some(path), None) => path.to_string(),
+        (None, _) => "/".to_string(),
+    };
+    let token = token::sign_return(keys, &target, user, now() + RETURN_TOKEN_LIFETIME_SECS);
+    // A path, never an absolute URL built from Host or X-Forwarded-Host.
+    let location = format!("{}/?r={token}", s.challenge_url);
+    req.set(Table::ErrOut, c"Location", &location);
+    req.set(Table::ErrOut, c"Cache-Control", "no-store");
+    HTTP_SEE_OTHER
 }
 
 /// For the handler: the verdict of the access phase, re-evaluated if it is

@@ -2,6 +2,8 @@
 //! every rule is unit-tested with `cargo test -p twofactor-core`.
 #![deny(unsafe_code)]
 
+pub mod cache;
+pub mod completion;
 pub mod config;
 pub mod identity;
 pub mod keys;
@@ -9,5 +11,6 @@ pub mod path;
 pub mod policy;
 pub mod random;
 pub mod secret;
+pub mod store;
 pub mod text;
 pub mod token;

@@ -193,7 +193,13 @@ fn check_config(main: Server<'_>, ptemp: *mut apr_pool_t) -> c_int {
                     for w in warnings {
                         server.log(ptemp, Level::Warn, true, &format!("mod_twofactor: {}: {w}", server.describe()));
                     }
-                    Runtime::Configured(Arc::new(ServerState::new(settings)))
+                    match ServerState::new(settings) {
+                        Ok(state) => Runtime::Configured(Arc::new(state)),
+                        Err(e) => {
+                            server.log(ptemp, Level::Error, true, &format!("mod_twofactor: {}: {e}", server.describe()));
+                            return INTERNAL_ERROR;
+                        }
+                    }
                 }
                 Err(e) => {
                     server.log(ptemp, Level::Error, true, &format!("mod_twofactor: {}: {e}", server.describe()));

@@ -13,7 +13,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use settings::{Keys, Settings, TotpDefaults};
+pub use settings::{Keys, LdapSettings, Settings, SmtpSettings, TotpDefaults};
 pub use urls::{LdapUrl, Scope, SmtpSecurity, SmtpUrl};
 pub use values::IpNet;
 

@@ -1,0 +1,263 @@
+//! Completions: which stored value lets this browser in, and the one
+//! modify that records a new one.
+
+use crate::config::{Role, Settings};
+use crate::keys::Keys;
+use crate::store::codec::{Bound, Completion};
+use crate::store::{Change, Directory, Lookup, StoreError};
+
+/// The auxiliary class of the project's schema.
+pub const OBJECT_CLASS: &str = "twoFactorUser";
+/// Attempts of the compare-and-swap write before giving up.
+const WRITE_ATTEMPTS: usize = 4;
+
+/// What the browser presented for `TwoFactorSessionBinding`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presented<'a> {
+    /// The module's session cookie value.
+    Cookie(&'a [u8]),
+    /// The gateway's session id header value.
+    GatewaySession(&'a [u8]),
+    /// Binding `none`.
+    Anywhere,
+}
+
+impl Presented<'_> {
+    fn domain(&self) -> &'static str {
+        match self {
+            Presented::Cookie(_) => "session-cookie",
+            Presented::GatewaySession(_) => "gateway-session",
+            Presented::Anywhere => "anywhere",
+        }
+    }
+
+    fn value(&self) -> &[u8] {
+        match self {
+            Presented::Cookie(v) | Presented::GatewaySession(v) => v,
+            Presented::Anywhere => b"",
+        }
+    }
+
+    /// The keyed hashes a matching stored value may carry (one per
+    /// accepted key, current first); empty for binding `none`.
+    pub fn hashes(&self, keys: &Keys) -> Vec<Vec<u8>> {
+        match self {
+            Presented::Anywhere => Vec::new(),
+            _ => keys.hashes(self.domain(), self.value()).collect(),
+        }
+    }
+
+    /// What a new completion is bound to.
+    pub fn bound(&self, keys: &Keys) -> Bound {
+        match self {
+            Presented::Anywhere => Bound::Anywhere,
+            _ => Bound::Session(keys.hash(self.domain(), self.value())),
+        }
+    }
+
+    /// A per-process cache key for (user, presented value): no secret is kept as is.
+    pub fn cache_key(&self, keys: &Keys, user: &str) -> [u8; 32] {
+        let mut input = Vec::with_capacity(user.len() + 1 + self.value().len());
+        input.extend(user.bytes().map(|b| b.to_ascii_lowercase()));
+        input.push(0);
+        input.extend_from_slice(self.value());
+        let hash = keys.hash(self.domain(), &input);
+        let mut key = [0u8; 32];
+        let n = hash.len().min(32);
+        key[..n].copy_from_slice(&hash[..n]);
+        key
+    }
+}
+
+/// A session cookie value as the module issues it: 43 base64url characters.
+pub fn is_plausible_cookie(value: &[u8]) -> bool {
+    value.len() == 43 && value.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+}
+
+/// The first value of cookie `name` in a `Cookie` header.
+pub fn find_cookie<'a>(header: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    header.split(|&b| b == b';').find_map(|pair| {
+        let pair = pair.strip_prefix(b" ").unwrap_or(pair);
+        let eq = pair.iter().position(|&b| b == b'=')?;
+        (&pair[..eq] == name.as_bytes()).then(|| &pair[eq + 1..])
+    })
+}
+
+/// The stored completion that lets `presented` in at `now` under `max_age`.
+pub fn find_valid(values: &[String], presented: &Presented<'_>, keys: &Keys, now: u64, max_age: u64) -> Option<Completion> {
+    let hashes = presented.hashes(keys);
+    values
+        .iter()
+        .filter_map(|v| Completion::decode(v))
+        .filter(|c| c.is_valid(now, max_age))
+        .find(|c| match (&c.bound, presented) {
+            (Bound::Anywhere, Presented::Anywhere) => true,
+            (Bound::Session(_), Presented::Cookie(_) | Presented::GatewaySession(_)) => c.is_bound_to(&hashes),
+            _ => false,
+        })
+}
+
+/// The changes of the one modify that records `new`: expired values and
+/// the previous value of the same session go, `new` comes. A concurrent
+/// writer that removed one of those values first makes the modify fail
+/// (the caller reads again and retries).
+pub fn record_changes(attr: &str, existing: &[String], new: &Completion, now: u64, add_class: Option<&str>) -> Vec<Change> {
+    let stale: Vec<String> = existing
+        .iter()
+        .filter(|v| Completion::decode(v).is_some_and(|c| now >= c.expires || c.bound == new.bound))
+        .cloned()
+        .collect();
+    let mut changes = Vec::with_capacity(3);
+    if let Some(class) = add_class {
+        changes.push(Change::Add("objectClass".into(), vec![class.into()]));
+    }
+    if !stale.is_empty() {
+        changes.push(Change::Delete(attr.into(), stale));
+    }
+    changes.push(Change::Add(attr.into(), vec![new.encode()]));
+    changes
+}
+
+/// Records that `user`'s browser presenting `presented` completed the
+/// challenge with `method` at `now`, valid for `lifetime` seconds: one
+/// modify that also prunes expired values, retried if another server
+/// changed the attribute in between. Adds the auxiliary class when the
+/// entry lacks it and the attribute is the project's own.
+pub fn record(
+    directory: &dyn Directory,
+    settings: &Settings,
+    keys: &Keys,
+    user: &str,
+    presented: &Presented<'_>,
+    method: &str,
+    now: u64,
+    lifetime: u64,
+) -> Result<Completion, StoreError> {
+    let attr = settings.attribute(Role::Completion);
+    let new = Completion { bound: presented.bound(keys), issued: now, expires: now.saturating_add(lifetime), method: method.into() };
+    for _ in 0..WRITE_ATTEMPTS {
+        let entry = match directory.find_user(user, &[attr, "objectClass"])? {
+            Lookup::Found(entry) => entry,
+            Lookup::NotFound | Lookup::Ambiguous => return Err(StoreError::Refused("no single entry for this user".into())),
+        };
+        let needs_class = attr == Role::Completion.default_attribute() && !entry.has_object_class(OBJECT_CLASS);
+        let changes = record_changes(attr, entry.values(attr), &new, now, needs_class.then_some(OBJECT_CLASS));
+        match directory.modify(&entry.dn, &changes) {
+            Ok(()) => return Ok(new),
+            Err(StoreError::Conflict) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(StoreError::Conflict)
+}
+
+/// Removes every completion of `user` (all browsers): `twofactorctl revoke`.
+/// Returns how many values there were.
+pub fn revoke_all(directory: &dyn Directory, settings: &Settings, user: &str) -> Result<usize, StoreError> {
+    let attr = settings.attribute(Role::Completion);
+    let entry = match directory.find_user(user, &[attr])? {
+        Lookup::Found(entry) => entry,
+        Lookup::NotFound | Lookup::Ambiguous => return Err(StoreError::Refused("no single entry for this user".into())),
+    };
+    let count = entry.values(attr).len();
+    if count > 0 {
+        directory.modify(&entry.dn, &[Change::Delete(attr.into(), Vec::new())])?;
+    }
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+
+    fn keys(files: &[u8]) -> Keys {
+        Keys::from_files(&files.iter().map(|b| Secret::new(vec![*b; 32])).collect::<Vec<_>>()).unwrap()
+    }
+
+    const COOKIE: &[u8] = b"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+    fn completion(k: &Keys, presented: Presented<'_>, issued: u64, expires: u64) -> Completion {
+        Completion { bound: presented.bound(k), issued, expires, method: "totp".into() }
+    }
+
+    #[test]
+    fn a_cookie_finds_its_own_completion_only() {
+        let k = keys(&[1]);
+        let mine = completion(&k, Presented::Cookie(COOKIE), 100, 1000);
+        let other = completion(&k, Presented::Cookie(b"BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"), 100, 1000);
+        let values = vec!["garbage".to_string(), other.encode(), mine.encode()];
+        assert_eq!(find_valid(&values, &Presented::Cookie(COOKIE), &k, 200, 3600), Some(mine.clone()));
+        assert_eq!(find_valid(&values, &Presented::Cookie(COOKIE), &k, 1000, 3600), None, "expired");
+        assert_eq!(find_valid(&values, &Presented::Cookie(COOKIE), &k, 200, 60), None, "older than max age");
+        assert_eq!(find_valid(&values, &Presented::GatewaySession(COOKIE), &k, 200, 3600), None, "other domain");
+        assert_eq!(find_valid(&values, &Presented::Anywhere, &k, 200, 3600), None, "binding none needs a * value");
+    }
+
+    #[test]
+    fn binding_none_matches_star_values_only() {
+        let k = keys(&[1]);
+        let any = completion(&k, Presented::Anywhere, 100, 1000);
+        let session = completion(&k, Presented::Cookie(COOKIE), 100, 1000);
+        assert!(find_valid(&[any.encode()], &Presented::Anywhere, &k, 200, 3600).is_some());
+        assert!(find_valid(&[any.encode()], &Presented::Cookie(COOKIE), &k, 200, 3600).is_none());
+        assert!(find_valid(&[session.encode()], &Presented::Anywhere, &k, 200, 3600).is_none());
+    }
+
+    #[test]
+    fn completions_survive_key_rotation() {
+        let old = keys(&[1]);
+        let stored = completion(&old, Presented::Cookie(COOKIE), 100, 1000);
+        let rotated = keys(&[2, 1]);
+        assert!(find_valid(&[stored.encode()], &Presented::Cookie(COOKIE), &rotated, 200, 3600).is_some());
+        assert!(find_valid(&[stored.encode()], &Presented::Cookie(COOKIE), &keys(&[2]), 200, 3600).is_none());
+    }
+
+    #[test]
+    fn recording_prunes_expired_and_replaced_values() {
+        let k = keys(&[1]);
+        let expired = completion(&k, Presented::Cookie(b"BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"), 10, 50);
+        let previous = completion(&k, Presented::Cookie(COOKIE), 60, 900);
+        let live = completion(&k, Presented::Cookie(b"CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC"), 60, 900);
+        let new = completion(&k, Presented::Cookie(COOKIE), 100, 1000);
+        let existing = vec![expired.encode(), previous.encode(), live.encode(), "garbage".into()];
+        let changes = record_changes("twoFactorCompletion", &existing, &new, 100, Some("twoFactorUser"));
+        assert_eq!(
+            changes,
+            vec![
+                Change::Add("objectClass".into(), vec!["twoFactorUser".into()]),
+                Change::Delete("twoFactorCompletion".into(), vec![expired.encode(), previous.encode()]),
+                Change::Add("twoFactorCompletion".into(), vec![new.encode()]),
+            ]
+        );
+        let first = record_changes("a", &[], &new, 100, None);
+        assert_eq!(first, vec![Change::Add("a".into(), vec![new.encode()])]);
+    }
+
+    #[test]
+    fn cache_keys_separate_users_and_sessions() {
+        let k = keys(&[1]);
+        let a = Presented::Cookie(COOKIE).cache_key(&k, "alice");
+        assert_eq!(a, Presented::Cookie(COOKIE).cache_key(&k, "ALICE"));
+        assert_ne!(a, Presented::Cookie(COOKIE).cache_key(&k, "bob"));
+        assert_ne!(a, Presented::GatewaySession(COOKIE).cache_key(&k, "alice"));
+        assert_ne!(a, Presented::Cookie(b"x").cache_key(&k, "alice"));
+    }
+
+    #[test]
+    fn cookies() {
+        let header = b"a=1; TwoFactorSession=abc; TwoFactorSessionX=no; b=2";
+        assert_eq!(find_cookie(header, "TwoFactorSession"), Some(&b"abc"[..]));
+        assert_eq!(find_cookie(header, "b"), Some(&b"2"[..]));
+        assert_eq!(find_cookie(b"x=1", "TwoFactorSession"), None);
+        assert_eq!(find_cookie(b"twofactorsession=abc", "TwoFactorSession"), None, "names are case-sensitive");
+        assert_eq!(find_cookie(b"", "a"), None);
+    }
+
+    #[test]
+    fn cookie_shape() {
+        assert!(is_plausible_cookie(COOKIE));
+        assert!(!is_plausible_cookie(b"short"));
+        assert!(!is_plausible_cookie(b"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="));
+    }
+}

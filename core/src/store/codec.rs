@@ -1,0 +1,201 @@
+//! Versioned text values of the state attributes, as pure encode/decode.
+//!
+//! Every value is JSON with a `v` version field, so that the format can
+//! evolve; a value that does not decode is treated as absent (garbage is
+//! never a completion).
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+use crate::secret::constant_time_eq;
+
+/// What a completion is bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bound {
+    /// Keyed hash of the session cookie or the gateway's session id.
+    Session(Vec<u8>),
+    /// `TwoFactorSessionBinding none`: any browser of this user, until expiry.
+    Anywhere,
+}
+
+/// One `twoFactorCompletion` value: a browser session that passed the challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    pub bound: Bound,
+    /// Unix seconds.
+    pub issued: u64,
+    /// Unix seconds; the value is worthless afterwards.
+    pub expires: u64,
+    /// `totp`, `email`, `recovery`, `enrolled`, ...
+    pub method: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CompletionV1 {
+    v: u8,
+    /// base64url keyed hash, or `*`.
+    b: String,
+    t: u64,
+    e: u64,
+    m: String,
+}
+
+impl Completion {
+    pub fn encode(&self) -> String {
+        let b = match &self.bound {
+            Bound::Session(hash) => URL_SAFE_NO_PAD.encode(hash),
+            Bound::Anywhere => "*".to_string(),
+        };
+        let value = CompletionV1 { v: 1, b, t: self.issued, e: self.expires, m: self.method.clone() };
+        serde_json::to_string(&value).unwrap_or_default()
+    }
+
+    pub fn decode(text: &str) -> Option<Completion> {
+        let raw: CompletionV1 = serde_json::from_str(text).ok()?;
+        if raw.v != 1 || raw.e < raw.t || raw.m.len() > 32 || !raw.m.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') {
+            return None;
+        }
+        let bound = if raw.b == "*" {
+            Bound::Anywhere
+        } else {
+            let hash = URL_SAFE_NO_PAD.decode(&raw.b).ok()?;
+            if hash.len() != 32 {
+                return None;
+            }
+            Bound::Session(hash)
+        };
+        Some(Completion { bound, issued: raw.t, expires: raw.e, method: raw.m })
+    }
+
+    /// Whether this completion belongs to a browser presenting one of
+    /// `candidates` (its binding's keyed hashes under every accepted key).
+    pub fn is_bound_to(&self, candidates: &[Vec<u8>]) -> bool {
+        match &self.bound {
+            Bound::Anywhere => true,
+            Bound::Session(hash) => candidates.iter().fold(false, |hit, c| hit | constant_time_eq(hash, c)),
+        }
+    }
+
+    /// Valid at `now` for a scope whose `TwoFactorMaxAge` is `max_age` seconds.
+    pub fn is_valid(&self, now: u64, max_age: u64) -> bool {
+        now < self.expires && now < self.issued.saturating_add(max_age) && self.issued <= now.saturating_add(300)
+    }
+}
+
+/// `twoFactorFailures`: consecutive wrong codes and the lock they caused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Failures {
+    pub count: u32,
+    /// Unix seconds of the last failure.
+    pub last: u64,
+    /// Locked until then (Unix seconds); `LOCKED_UNTIL_UNLOCKED` for "until an administrator unlocks".
+    pub locked_until: Option<u64>,
+}
+
+/// `locked_until` of a lock that only an administrator lifts.
+pub const LOCKED_UNTIL_UNLOCKED: u64 = u64::MAX;
+
+#[derive(Serialize, Deserialize)]
+struct FailuresV1 {
+    v: u8,
+    n: u32,
+    l: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    u: Option<u64>,
+}
+
+impl Failures {
+    pub fn encode(&self) -> String {
+        let value = FailuresV1 { v: 1, n: self.count, l: self.last, u: self.locked_until };
+        serde_json::to_string(&value).unwrap_or_default()
+    }
+
+    pub fn decode(text: &str) -> Option<Failures> {
+        let raw: FailuresV1 = serde_json::from_str(text).ok()?;
+        (raw.v == 1).then_some(Failures { count: raw.n, last: raw.l, locked_until: raw.u })
+    }
+
+    /// Whether the account is locked at `now`.
+    pub fn is_locked(&self, now: u64) -> bool {
+        self.locked_until.is_some_and(|until| now < until)
+    }
+}
+
+/// The lock state of an entry's failures value, failing closed: a value
+/// that cannot be read counts as locked until an administrator looks at it.
+pub fn locked_until(values: &[String], now: u64) -> Option<u64> {
+    let value = values.first()?;
+    match Failures::decode(value) {
+        Some(f) if f.is_locked(now) => f.locked_until,
+        Some(_) => None,
+        None => Some(LOCKED_UNTIL_UNLOCKED),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Completion {
+        Completion { bound: Bound::Session(vec![7; 32]), issued: 1000, expires: 1000 + 8 * 3600, method: "totp".into() }
+    }
+
+    #[test]
+    fn round_trip() {
+        let c = sample();
+        assert_eq!(Completion::decode(&c.encode()), Some(c));
+        let any = Completion { bound: Bound::Anywhere, ..sample() };
+        assert!(any.encode().contains("\"b\":\"*\""));
+        assert_eq!(Completion::decode(&any.encode()), Some(any));
+    }
+
+    #[test]
+    fn garbage_is_no_completion() {
+        for text in [
+            "",
+            "garbage",
+            "{}",
+            r#"{"v":2,"b":"*","t":1,"e":2,"m":"totp"}"#,
+            r#"{"v":1,"b":"*","t":5,"e":2,"m":"totp"}"#,
+            r#"{"v":1,"b":"short","t":1,"e":2,"m":"totp"}"#,
+            r#"{"v":1,"b":"*","t":1,"e":2,"m":"TOTP<script>"}"#,
+            r#"{"v":1,"b":"*","t":-1,"e":2,"m":"totp"}"#,
+        ] {
+            assert_eq!(Completion::decode(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn validity() {
+        let c = sample();
+        assert!(c.is_valid(1000, 8 * 3600));
+        assert!(!c.is_valid(1000 + 8 * 3600, 8 * 3600), "expired");
+        assert!(c.is_valid(1000 + 600, 3600));
+        assert!(!c.is_valid(1000 + 3600, 3600), "older than this scope's max age");
+        assert!(!c.is_valid(1, 8 * 3600), "issued more than 5 minutes in the future");
+        assert!(c.is_valid(800, 8 * 3600), "a little clock difference between servers is fine");
+    }
+
+    #[test]
+    fn binding() {
+        let c = sample();
+        assert!(c.is_bound_to(&[vec![1; 32], vec![7; 32]]));
+        assert!(!c.is_bound_to(&[vec![1; 32]]));
+        assert!(!c.is_bound_to(&[]));
+        assert!(Completion { bound: Bound::Anywhere, ..sample() }.is_bound_to(&[]));
+    }
+
+    #[test]
+    fn failures() {
+        let f = Failures { count: 5, last: 100, locked_until: Some(1900) };
+        assert_eq!(Failures::decode(&f.encode()), Some(f));
+        assert!(f.is_locked(1899) && !f.is_locked(1900));
+        let unlocked = Failures { count: 2, last: 100, locked_until: None };
+        assert!(!unlocked.encode().contains("\"u\""));
+        assert_eq!(locked_until(&[f.encode()], 1000), Some(1900));
+        assert_eq!(locked_until(&[f.encode()], 2000), None);
+        assert_eq!(locked_until(&[], 2000), None);
+        assert_eq!(locked_until(&["{broken".into()], 2000), Some(LOCKED_UNTIL_UNLOCKED), "garbage fails closed");
+    }
+}

@@ -1,0 +1,300 @@
+//! `Directory` over LDAP (ldap3, synchronous): a small pool of connections
+//! per process, made on first use (never before Apache forks), bound as the
+//! service account, every operation bounded by `TwoFactorLDAPTimeout`, and
+//! failover across the configured servers in order.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use ldap3::{LdapConn, LdapConnSettings, LdapError, Mod, ResultEntry, SearchEntry, SearchOptions};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+
+use super::escape::filter_value;
+use super::{Change, Directory, Lookup, StoreError, UserEntry};
+use crate::config::LdapSettings;
+use crate::config::Scope;
+
+/// How long a server that failed to connect is skipped (unless all are down).
+const RETRY_DOWN_SERVER_AFTER: Duration = Duration::from_secs(30);
+/// Idle connections kept per process; more are closed after use.
+const MAX_IDLE: usize = 32;
+
+pub struct LdapDirectory {
+    settings: LdapSettings,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    idle: Mutex<Vec<LdapConn>>,
+    /// Per configured URL: skip it until then.
+    down_until: Mutex<Vec<Option<Instant>>>,
+}
+
+impl std::fmt::Debug for LdapDirectory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let servers: Vec<String> = self.settings.urls.iter().map(|u| u.server()).collect();
+        write!(f, "LdapDirectory({})", servers.join(" "))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain data behind: keep using it.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl LdapDirectory {
+    /// Prepares the TLS configuration; connects nothing.
+    pub fn new(settings: &LdapSettings) -> Result<LdapDirectory, String> {
+        let needs_tls = settings.starttls || settings.urls.iter().any(|u| u.tls);
+        let tls = if needs_tls { Some(Arc::new(tls_config(settings.ca_certificate.as_deref())?)) } else { None };
+        Ok(LdapDirectory {
+            tls,
+            idle: Mutex::new(Vec::new()),
+            down_until: Mutex::new(vec![None; settings.urls.len()]),
+            settings: settings.clone(),
+        })
+    }
+
+    fn timeout(&self) -> Duration {
+        self.settings.timeout
+    }
+
+    /// A new, bound connection to the first server that answers.
+    fn connect(&self) -> Result<LdapConn, StoreError> {
+        let now = Instant::now();
+        let order: Vec<usize> = {
+            let down = lock(&self.down_until);
+            let up: Vec<usize> = (0..down.len()).filter(|&i| down[i].is_none_or(|t| t <= now)).collect();
+            // All marked down: try them all anyway, in order; one may be back.
+            if up.is_empty() {
+                (0..down.len()).collect()
+            } else {
+                up
+            }
+        };
+        let mut last_error = String::from("no LDAP server configured");
+        for i in order {
+            let url = &self.settings.urls[i];
+            match self.connect_to(&url.server()) {
+                Ok(conn) => {
+                    lock(&self.down_until)[i] = None;
+                    return Ok(conn);
+                }
+                Err(e) => {
+                    lock(&self.down_until)[i] = Some(Instant::now() + RETRY_DOWN_SERVER_AFTER);
+                    last_error = format!("{}: {e}", url.server());
+                }
+            }
+        }
+        Err(StoreError::Unavailable(last_error))
+    }
+
+    fn connect_to(&self, server: &str) -> Result<LdapConn, String> {
+        let mut settings =
+            LdapConnSettings::new().set_conn_timeout(self.timeout()).set_starttls(self.settings.starttls);
+        if let Some(tls) = &self.tls {
+            settings = settings.set_config(tls.clone());
+        }
+        let mut conn = LdapConn::with_settings(settings, server).map_err(|e| describe(&e))?;
+        if let (Some(dn), Some(password)) = (&self.settings.bind_dn, &self.settings.bind_password) {
+            let password = std::str::from_utf8(password.expose()).map_err(|_| "the bind password is not UTF-8")?;
+            let result = conn.with_timeout(self.timeout()).simple_bind(dn, password).map_err(|e| describe(&e))?;
+            if result.rc != 0 {
+                return Err(format!("bind as the service account refused (rc={} {})", result.rc, result.text));
+            }
+        }
+        Ok(conn)
+    }
+
+    /// Runs `op` on a pooled connection (or a new one). A pooled connection
+    /// that turns out dead is replaced once; the operation is safe to repeat
+    /// because modifies are compare-and-swap.
+    fn with_conn<T>(&self, mut op: impl FnMut(&mut LdapConn) -> Result<T, LdapError>) -> Result<T, StoreError> {
+        let pooled = lock(&self.idle).pop();
+        let from_pool = pooled.is_some();
+        let mut conn = match pooled {
+            Some(conn) => conn,
+            None => self.connect()?,
+        };
+        match op(&mut conn) {
+            Ok(value) => {
+                self.check_in(conn);
+                Ok(value)
+            }
+            Err(e) if from_pool && is_connection_error(&e) => {
+                drop(conn);
+                let mut fresh = self.connect()?;
+                let value = op(&mut fresh).map_err(|e| operation_error(&e))?;
+                self.check_in(fresh);
+                Ok(value)
+            }
+            Err(e) => Err(operation_error(&e)),
+        }
+    }
+
+    fn check_in(&self, mut conn: LdapConn) {
+        if conn.is_closed() {
+            return;
+        }
+        let mut idle = lock(&self.idle);
+        if idle.len() < MAX_IDLE {
+            idle.push(conn);
+        }
+    }
+
+    fn search_entries(&self, filter: &str, attrs: &[&str], limit: i32) -> Result<(Vec<SearchEntry>, bool), StoreError> {
+        let url = &self.settings.urls[0];
+        let scope = match url.scope {
+            Scope::Base => ldap3::Scope::Base,
+            Scope::One => ldap3::Scope::OneLevel,
+            Scope::Sub => ldap3::Scope::Subtree,
+        };
+        let timeout = self.timeout();
+        let result = self.with_conn(|conn| {
+            conn.with_search_options(SearchOptions::new().sizelimit(limit))
+                .with_timeout(timeout)
+                .search(&url.base, scope, filter, attrs.to_vec())
+        })?;
+        let (entries, outcome) = (result.0, result.1);
+        // 4 = sizeLimitExceeded: more entries than asked for.
+        let truncated = outcome.rc == 4;
+        if outcome.rc != 0 && !truncated {
+            return Err(StoreError::Unavailable(format!("search failed (rc={} {})", outcome.rc, outcome.text)));
+        }
+        let mut parsed = Vec::with_capacity(entries.len());
+        for entry in entries.into_iter().filter(|e: &ResultEntry| !e.is_ref() && !e.is_intermediate()) {
+            // ldap3 panics on a malformed entry; a broken server must not take the request down.
+            let entry = std::panic::catch_unwind(move || SearchEntry::construct(entry))
+                .map_err(|_| StoreError::Garbage("malformed search entry".into()))?;
+            parsed.push(entry);
+        }
+        Ok((parsed, truncated))
+    }
+
+    fn user_attribute(&self) -> &str {
+        &self.settings.urls[0].user_attribute
+    }
+
+    fn base_filter(&self) -> &str {
+        &self.settings.urls[0].filter
+    }
+}
+
+impl Directory for LdapDirectory {
+    fn find_user(&self, username: &str, attrs: &[&str]) -> Result<Lookup, StoreError> {
+        let user_attr = self.user_attribute().to_string();
+        let filter = format!("(&{}({}={}))", self.base_filter(), user_attr, filter_value(username));
+        let mut wanted: Vec<&str> = vec![&user_attr];
+        wanted.extend(attrs.iter().copied().filter(|a| !a.eq_ignore_ascii_case(&user_attr)));
+        let (mut entries, truncated) = self.search_entries(&filter, &wanted, 2)?;
+        if truncated || entries.len() > 1 {
+            return Ok(Lookup::Ambiguous);
+        }
+        let Some(entry) = entries.pop() else { return Ok(Lookup::NotFound) };
+        let entry = into_user_entry(entry, &user_attr, Some(username))?;
+        Ok(entry.map_or(Lookup::NotFound, Lookup::Found))
+    }
+
+    fn modify(&self, dn: &str, changes: &[Change]) -> Result<(), StoreError> {
+        let mods: Vec<Mod<String>> = changes
+            .iter()
+            .map(|c| match c {
+                Change::Add(a, v) => Mod::Add(a.clone(), v.iter().cloned().collect::<HashSet<_>>()),
+                Change::Delete(a, v) => Mod::Delete(a.clone(), v.iter().cloned().collect::<HashSet<_>>()),
+                Change::Replace(a, v) => Mod::Replace(a.clone(), v.iter().cloned().collect::<HashSet<_>>()),
+            })
+            .collect();
+        let timeout = self.timeout();
+        let result = self.with_conn(|conn| conn.with_timeout(timeout).modify(dn, mods.clone()))?;
+        match result.rc {
+            0 => Ok(()),
+            // noSuchAttribute, constraintViolation (single value taken), attributeOrValueExists
+            16 | 19 | 20 => Err(StoreError::Conflict),
+            // busy, unavailable, unwillingToPerform
+            51..=53 => Err(StoreError::Unavailable(format!("modify failed (rc={} {})", result.rc, result.text))),
+            rc => Err(StoreError::Refused(format!("rc={rc} {}", result.text))),
+        }
+    }
+
+    fn users_with(&self, attr: &str) -> Result<Vec<UserEntry>, StoreError> {
+        let user_attr = self.user_attribute().to_string();
+        let filter = format!("(&{}({}=*))", self.base_filter(), attr);
+        let (entries, _) = self.search_entries(&filter, &[&user_attr, attr], 0)?;
+        let mut users = Vec::with_capacity(entries.len());
+        for entry in entries {
+            if let Some(user) = into_user_entry(entry, &user_attr, None)? {
+                users.push(user);
+            }
+        }
+        Ok(users)
+    }
+}
+
+/// The entry's canonical username: the value of the username attribute equal
+/// (ignoring ASCII case) to `asked`, or its only value when nothing was asked.
+fn into_user_entry(entry: SearchEntry, user_attr: &str, asked: Option<&str>) -> Result<Option<UserEntry>, StoreError> {
+    let names: Vec<String> = entry
+        .attrs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(user_attr))
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let username = match asked {
+        Some(asked) => names.into_iter().find(|n| n.eq_ignore_ascii_case(asked)),
+        None => names.into_iter().next(),
+    };
+    let Some(username) = username else { return Ok(None) };
+    Ok(Some(UserEntry::new(entry.dn, username, entry.attrs.into_iter().collect())))
+}
+
+fn is_connection_error(e: &LdapError) -> bool {
+    matches!(
+        e,
+        LdapError::Io { .. }
+            | LdapError::EndOfStream
+            | LdapError::OpSend { .. }
+            | LdapError::ResultRecv { .. }
+            | LdapError::IdScrubSend { .. }
+            | LdapError::MiscSend { .. }
+    )
+}
+
+fn operation_error(e: &LdapError) -> StoreError {
+    match e {
+        LdapError::DecodingUTF8 => StoreError::Garbage(describe(e)),
+        _ => StoreError::Unavailable(describe(e)),
+    }
+}
+
+fn describe(e: &LdapError) -> String {
+    match e {
+        LdapError::Timeout { .. } => "timed out".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// TLS to the directory: the configured CA, else the system's roots.
+fn tls_config(ca_pem: Option<&[u8]>) -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_pem {
+        Some(pem) => {
+            for cert in CertificateDer::pem_slice_iter(pem) {
+                let cert = cert.map_err(|e| format!("TwoFactorLDAPCACertificate: {e}"))?;
+                roots.add(cert).map_err(|e| format!("TwoFactorLDAPCACertificate: {e}"))?;
+            }
+        }
+        None => {
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    if roots.is_empty() {
+        return Err("no CA certificate to verify the directory's TLS certificate with".into());
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
