@@ -321,13 +321,25 @@ fn allow(req: &mut Request<'_>, st: &ServerState, canonical: &str, source: &str)
 
 fn unknown_user(req: &mut Request<'_>, user: &str, detail: &str) -> c_int {
     event!(req, Level::Warn, "deny", "reason" = "unknown-user", "detail" = detail, "user" = user);
-    error_page(req, HTTP_FORBIDDEN, "Forbidden", "Your account is not set up for this site. Please contact your administrator.");
+    error_page(
+        req,
+        HTTP_FORBIDDEN,
+        "Forbidden",
+        "Your account is not set up for this site. Please contact your administrator.",
+    );
     HTTP_FORBIDDEN
 }
 
 fn directory_error(req: &mut Request<'_>, st: &ServerState, e: &StoreError) -> c_int {
     if let Some(repeats) = st.should_log_error(e.reason(), Instant::now()) {
-        event!(req, Level::Error, "ldap-error", "reason" = e.reason(), "detail" = log_field(e.to_string().as_bytes(), 300), "repeated" = repeats);
+        event!(
+            req,
+            Level::Error,
+            "ldap-error",
+            "reason" = e.reason(),
+            "detail" = log_field(e.to_string().as_bytes(), 300),
+            "repeated" = repeats
+        );
     }
     req.set(Table::ErrOut, c"Retry-After", "30");
     error_page(
@@ -340,13 +352,19 @@ fn directory_error(req: &mut Request<'_>, st: &ServerState, e: &StoreError) -> c
 }
 
 fn locked(req: &mut Request<'_>, st: &ServerState, user: &str, until: u64) -> c_int {
-    let navigation = policy::refusal(req.method(), req.get(Table::In, c"Accept"), req.get(Table::In, c"X-Requested-With"));
+    let navigation =
+        policy::refusal(req.method(), req.get(Table::In, c"Accept"), req.get(Table::In, c"X-Requested-With"));
     event!(req, Level::Warn, "deny", "reason" = "locked", "user" = user, "until" = until);
     if navigation == Refusal::Redirect {
         // The challenge shows the locked page and when it unlocks.
         return redirect_to_challenge(req, st, user);
     }
-    error_page(req, HTTP_FORBIDDEN, "Account locked", "Too many wrong codes: the second sign-in step is locked for now.");
+    error_page(
+        req,
+        HTTP_FORBIDDEN,
+        "Account locked",
+        "Too many wrong codes: the second sign-in step is locked for now.",
+    );
     HTTP_FORBIDDEN
 }
 
@@ -379,25 +397,42 @@ fn validated_identity<'r>(req: &mut Request<'r>, st: &ServerState) -> Result<&'r
     }
 }
 
-fn now() -> u64 {
+pub fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Sends a request without a valid completion away: navigations to the
 /// challenge, other reads 401, everything else 403.
 fn refuse(req: &mut Request<'_>, st: &ServerState, user: &str, reason: &str) -> c_int {
-    let refusal =
-        policy::refusal(req.method(), req.get(Table::In, c"Accept"), req.get(Table::In, c"X-Requested-With"));
-    event!(req, Level::Info, "challenge", "user" = user, "reason" = reason, "response" = refusal.status(), "method" = req.method());
+    let refusal = policy::refusal(req.method(), req.get(Table::In, c"Accept"), req.get(Table::In, c"X-Requested-With"));
+    event!(
+        req,
+        Level::Info,
+        "challenge",
+        "user" = user,
+        "reason" = reason,
+        "response" = refusal.status(),
+        "method" = req.method()
+    );
     match refusal {
         Refusal::Redirect => redirect_to_challenge(req, st, user),
         Refusal::Unauthorized => {
             req.set(Table::ErrOut, c"Cache-Control", "no-store");
-            error_page(req, HTTP_UNAUTHORIZED, "Second sign-in step required", "Complete the second sign-in step in your browser, then try again.");
+            error_page(
+                req,
+                HTTP_UNAUTHORIZED,
+                "Second sign-in step required",
+                "Complete the second sign-in step in your browser, then try again.",
+            );
             HTTP_UNAUTHORIZED
         }
         Refusal::Forbidden => {
-            error_page(req, HTTP_FORBIDDEN, "Second sign-in step required", "Complete the second sign-in step in your browser, then try again.");
+            error_page(
+                req,
+                HTTP_FORBIDDEN,
+                "Second sign-in step required",
+                "Complete the second sign-in step in your browser, then try again.",
+            );
             HTTP_FORBIDDEN
         }
     }

@@ -7,8 +7,8 @@ use std::ptr::NonNull;
 
 use crate::ffi::bindings::{
     ap_custom_response, ap_get_request_module_loglevel, ap_log_rerror_, ap_rwrite, ap_set_content_type,
-    apr_array_header_t, apr_pstrmemdup, apr_table_entry_t, apr_table_get, apr_table_set, apr_table_setn, apr_table_t,
-    apr_table_unset, request_rec,
+    apr_array_header_t, apr_pstrmemdup, apr_table_add, apr_table_entry_t, apr_table_get, apr_table_set, apr_table_setn,
+    apr_table_t, apr_table_unset, request_rec,
 };
 use crate::ffi::module;
 
@@ -201,6 +201,13 @@ impl<'r> Request<'r> {
         let value = self.pool_cstr(value.as_bytes());
         // SAFETY: valid table; `value` lives in the request pool; apr_table_set copies the key.
         unsafe { apr_table_set(self.table(which), name.as_ptr(), value) }
+    }
+
+    /// Adds a value (for headers that repeat, such as Set-Cookie).
+    pub fn add(&mut self, which: Table, name: &CStr, value: &str) {
+        let value = self.pool_cstr(value.as_bytes());
+        // SAFETY: valid table; `value` lives in the request pool; apr_table_add copies the key.
+        unsafe { apr_table_add(self.table(which), name.as_ptr(), value) }
     }
 
     /// Sets a note whose value is a static string (no copy).

@@ -196,7 +196,12 @@ fn check_config(main: Server<'_>, ptemp: *mut apr_pool_t) -> c_int {
                     match ServerState::new(settings) {
                         Ok(state) => Runtime::Configured(Arc::new(state)),
                         Err(e) => {
-                            server.log(ptemp, Level::Error, true, &format!("mod_twofactor: {}: {e}", server.describe()));
+                            server.log(
+                                ptemp,
+                                Level::Error,
+                                true,
+                                &format!("mod_twofactor: {}: {e}", server.describe()),
+                            );
                             return INTERNAL_ERROR;
                         }
                     }

@@ -15,7 +15,8 @@ use crate::smtp::SmtpSink;
 pub const USERS: &[(&str, &str)] = &[("alice", "alice-pw"), ("bob", "bob-pw"), ("carol", "carol-pw")];
 
 pub struct StackOptions {
-    /// Directives appended to the protected server's configuration.
+    /// Directives appended to the protected server's configuration;
+    /// `{ldap_url}` stands for slapd's `ldap://127.0.0.1:PORT`.
     pub extra: String,
     /// Start the stand-in gateway in front of the protected server.
     pub gateway: bool,
@@ -76,6 +77,8 @@ pub fn protected_body(
     backend: &EchoBackend,
     extra: &str,
 ) -> String {
+    // Tests name the directory's URL before it has a port.
+    let extra = extra.replace("{ldap_url}", &slapd.url);
     let root = root.display();
     let b = backend.port;
     format!(
