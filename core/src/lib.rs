@@ -2,6 +2,8 @@
 //! every rule is unit-tested with `cargo test -p twofactor-core`.
 #![deny(unsafe_code)]
 
+pub mod admin;
+pub mod apacheconf;
 pub mod cache;
 pub mod completion;
 pub mod config;
