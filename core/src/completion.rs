@@ -84,24 +84,34 @@ pub fn find_cookie<'a>(header: &'a [u8], name: &str) -> Option<&'a [u8]> {
 }
 
 /// The stored completion that lets `presented` in at `now` under `max_age`.
-pub fn find_valid(values: &[String], presented: &Presented<'_>, keys: &Keys, now: u64, max_age: u64) -> Option<Completion> {
+pub fn find_valid(
+    values: &[String],
+    presented: &Presented<'_>,
+    keys: &Keys,
+    now: u64,
+    max_age: u64,
+) -> Option<Completion> {
     let hashes = presented.hashes(keys);
-    values
-        .iter()
-        .filter_map(|v| Completion::decode(v))
-        .filter(|c| c.is_valid(now, max_age))
-        .find(|c| match (&c.bound, presented) {
+    values.iter().filter_map(|v| Completion::decode(v)).filter(|c| c.is_valid(now, max_age)).find(|c| {
+        match (&c.bound, presented) {
             (Bound::Anywhere, Presented::Anywhere) => true,
             (Bound::Session(_), Presented::Cookie(_) | Presented::GatewaySession(_)) => c.is_bound_to(&hashes),
             _ => false,
-        })
+        }
+    })
 }
 
 /// The changes of the one modify that records `new`: expired values and
 /// the previous value of the same session go, `new` comes. A concurrent
 /// writer that removed one of those values first makes the modify fail
 /// (the caller reads again and retries).
-pub fn record_changes(attr: &str, existing: &[String], new: &Completion, now: u64, add_class: Option<&str>) -> Vec<Change> {
+pub fn record_changes(
+    attr: &str,
+    existing: &[String],
+    new: &Completion,
+    now: u64,
+    add_class: Option<&str>,
+) -> Vec<Change> {
     let stale: Vec<String> = existing
         .iter()
         .filter(|v| Completion::decode(v).is_some_and(|c| now >= c.expires || c.bound == new.bound))
@@ -134,11 +144,18 @@ pub fn record(
     lifetime: u64,
 ) -> Result<Completion, StoreError> {
     let attr = settings.attribute(Role::Completion);
-    let new = Completion { bound: presented.bound(keys), issued: now, expires: now.saturating_add(lifetime), method: method.into() };
+    let new = Completion {
+        bound: presented.bound(keys),
+        issued: now,
+        expires: now.saturating_add(lifetime),
+        method: method.into(),
+    };
     for _ in 0..WRITE_ATTEMPTS {
         let entry = match directory.find_user(user, &[attr, "objectClass"])? {
             Lookup::Found(entry) => entry,
-            Lookup::NotFound | Lookup::Ambiguous => return Err(StoreError::Refused("no single entry for this user".into())),
+            Lookup::NotFound | Lookup::Ambiguous => {
+                return Err(StoreError::Refused("no single entry for this user".into()))
+            }
         };
         let needs_class = attr == Role::Completion.default_attribute() && !entry.has_object_class(OBJECT_CLASS);
         let changes = record_changes(attr, entry.values(attr), &new, now, needs_class.then_some(OBJECT_CLASS));
@@ -157,7 +174,9 @@ pub fn revoke_all(directory: &dyn Directory, settings: &Settings, user: &str) ->
     let attr = settings.attribute(Role::Completion);
     let entry = match directory.find_user(user, &[attr])? {
         Lookup::Found(entry) => entry,
-        Lookup::NotFound | Lookup::Ambiguous => return Err(StoreError::Refused("no single entry for this user".into())),
+        Lookup::NotFound | Lookup::Ambiguous => {
+            return Err(StoreError::Refused("no single entry for this user".into()))
+        }
     };
     let count = entry.values(attr).len();
     if count > 0 {

@@ -53,7 +53,11 @@ impl Completion {
 
     pub fn decode(text: &str) -> Option<Completion> {
         let raw: CompletionV1 = serde_json::from_str(text).ok()?;
-        if raw.v != 1 || raw.e < raw.t || raw.m.len() > 32 || !raw.m.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') {
+        if raw.v != 1
+            || raw.e < raw.t
+            || raw.m.len() > 32
+            || !raw.m.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+        {
             return None;
         }
         let bound = if raw.b == "*" {

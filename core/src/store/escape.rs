@@ -40,7 +40,10 @@ mod tests {
 
     #[test]
     fn rfc4515_examples() {
-        assert_eq!(filter_value("Parens R Us (for all your parenthetical needs)"), "Parens R Us \\28for all your parenthetical needs\\29");
+        assert_eq!(
+            filter_value("Parens R Us (for all your parenthetical needs)"),
+            "Parens R Us \\28for all your parenthetical needs\\29"
+        );
         assert_eq!(filter_value("*"), "\\2a");
         assert_eq!(filter_value("C:\\MyFile"), "C:\\5cMyFile");
         assert_eq!(filter_value("Lu\u{010d}i\u{0107}"), "Lu\\c4\\8di\\c4\\87");

@@ -150,9 +150,12 @@ impl LdapDirectory {
         };
         let timeout = self.timeout();
         let result = self.with_conn(|conn| {
-            conn.with_search_options(SearchOptions::new().sizelimit(limit))
-                .with_timeout(timeout)
-                .search(&url.base, scope, filter, attrs.to_vec())
+            conn.with_search_options(SearchOptions::new().sizelimit(limit)).with_timeout(timeout).search(
+                &url.base,
+                scope,
+                filter,
+                attrs.to_vec(),
+            )
         })?;
         let (entries, outcome) = (result.0, result.1);
         // 4 = sizeLimitExceeded: more entries than asked for.
@@ -232,12 +235,8 @@ impl Directory for LdapDirectory {
 /// The entry's canonical username: the value of the username attribute equal
 /// (ignoring ASCII case) to `asked`, or its only value when nothing was asked.
 fn into_user_entry(entry: SearchEntry, user_attr: &str, asked: Option<&str>) -> Result<Option<UserEntry>, StoreError> {
-    let names: Vec<String> = entry
-        .attrs
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(user_attr))
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default();
+    let names: Vec<String> =
+        entry.attrs.iter().find(|(k, _)| k.eq_ignore_ascii_case(user_attr)).map(|(_, v)| v.clone()).unwrap_or_default();
     let username = match asked {
         Some(asked) => names.into_iter().find(|n| n.eq_ignore_ascii_case(asked)),
         None => names.into_iter().next(),
