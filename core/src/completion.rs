@@ -128,28 +128,13 @@ pub fn record_changes(
     changes
 }
 
-/// Records that `user`'s browser presenting `presented` completed the
-/// challenge with `method` at `now`, valid for `lifetime` seconds: one
-/// modify that also prunes expired values, retried if another server
-/// changed the attribute in between. Adds the auxiliary class when the
-/// entry lacks it and the attribute is the project's own.
-pub fn record(
-    directory: &dyn Directory,
-    settings: &Settings,
-    keys: &Keys,
-    user: &str,
-    presented: &Presented<'_>,
-    method: &str,
-    now: u64,
-    lifetime: u64,
-) -> Result<Completion, StoreError> {
+/// Records `new` (a browser of `user` that completed the challenge): one
+/// modify that also prunes expired values and the session's previous
+/// value, retried if another server changed the attribute in between.
+/// Adds the auxiliary class when the entry lacks it and the attribute is
+/// the project's own.
+pub fn record(directory: &dyn Directory, settings: &Settings, user: &str, new: &Completion) -> Result<(), StoreError> {
     let attr = settings.attribute(Role::Completion);
-    let new = Completion {
-        bound: presented.bound(keys),
-        issued: now,
-        expires: now.saturating_add(lifetime),
-        method: method.into(),
-    };
     for _ in 0..WRITE_ATTEMPTS {
         let entry = match directory.find_user(user, &[attr, "objectClass"])? {
             Lookup::Found(entry) => entry,
@@ -158,9 +143,9 @@ pub fn record(
             }
         };
         let needs_class = attr == Role::Completion.default_attribute() && !entry.has_object_class(OBJECT_CLASS);
-        let changes = record_changes(attr, entry.values(attr), &new, now, needs_class.then_some(OBJECT_CLASS));
+        let changes = record_changes(attr, entry.values(attr), new, new.issued, needs_class.then_some(OBJECT_CLASS));
         match directory.modify(&entry.dn, &changes) {
-            Ok(()) => return Ok(new),
+            Ok(()) => return Ok(()),
             Err(StoreError::Conflict) => continue,
             Err(e) => return Err(e),
         }
