@@ -12,6 +12,7 @@ pub mod process;
 pub mod slapd;
 pub mod smtp;
 pub mod stack;
+pub mod tls;
 
 /// The repository's root (where apache-conf/ and tests/data/ are).
 pub fn repo_root() -> PathBuf {

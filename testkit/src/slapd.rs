@@ -14,6 +14,11 @@
 //! users' passwords are usable for simple binds only (anonymous auth); the
 //! admin (rootdn) bypasses ACLs. The ldap* client tools are run with
 //! LDAPNOINIT=1 so that no ldap.conf or ~/.ldaprc changes their behaviour.
+//!
+//! `Slapd::start_tls` also gives slapd a server certificate from a throwaway
+//! CA (see `tls`): its `ldap://` listener then accepts StartTLS, and a second
+//! listener speaks `ldaps://`. TLS is optional on both (no `security`
+//! directive), so the ldap* tools keep working over plain `ldap://`.
 
 use std::ffi::OsString;
 use std::fs;
@@ -23,6 +28,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::process::{free_port, wait_for_port, ServerProcess, POLL_INTERVAL};
+use crate::tls::{self, ServerCert};
 
 /// The six attributes that the module writes.
 pub const TWOFACTOR_ATTRIBUTES: [&str; 6] = [
@@ -53,7 +59,22 @@ pub fn schema_ldif_file() -> PathBuf {
     crate::repo_root().join("apache-conf/twofactor.ldif")
 }
 
+/// The TLS side of a slapd started with `Slapd::start_tls`.
+#[derive(Debug, Clone)]
+pub struct SlapdTls {
+    /// The `ldaps://` listener's port.
+    pub ldaps_port: u16,
+    /// `ldaps://127.0.0.1:LDAPS_PORT`
+    pub ldaps_url: String,
+    /// The PEM certificate of the CA that signed slapd's certificate: what a
+    /// client must trust.
+    pub ca_cert: PathBuf,
+    /// slapd's certificate (IP 127.0.0.1, DNS localhost) and key.
+    pub server_cert: ServerCert,
+}
+
 pub struct Slapd {
+    /// The `ldap://` listener's port (StartTLS-capable with `start_tls`).
     pub port: u16,
     /// `ldap://127.0.0.1:PORT`
     pub url: String,
@@ -69,6 +90,8 @@ pub struct Slapd {
     pub people_dn: String,
     /// Holds slapd.conf, slapd.log (slapd's stderr) and the database.
     pub slapd_dir: PathBuf,
+    /// Set by `start_tls`.
+    pub tls: Option<SlapdTls>,
     process: Option<ServerProcess>,
 }
 
@@ -77,6 +100,18 @@ impl Slapd {
     /// (retrying with another port if the bind fails) and loads the base
     /// directory. Panics on failure.
     pub fn start(dir: &Path) -> Slapd {
+        Slapd::start_with(dir, false)
+    }
+
+    /// Like `start`, with TLS: makes a throwaway CA and a certificate for
+    /// 127.0.0.1 in `dir/slapd/tls`, and listens on `ldap://` (StartTLS) and
+    /// on `ldaps://`, both on free loopback ports (see `tls`,
+    /// `ldaps_url`, `ca_cert`). Panics on failure.
+    pub fn start_tls(dir: &Path) -> Slapd {
+        Slapd::start_with(dir, true)
+    }
+
+    fn start_with(dir: &Path, with_tls: bool) -> Slapd {
         let slapd_dir = dir.join("slapd");
         fs::create_dir_all(slapd_dir.join("data")).expect("create slapd directory");
         let base_dn = "dc=example,dc=test".to_string();
@@ -89,33 +124,49 @@ impl Slapd {
             service_password: "service-secret".to_string(),
             people_dn: format!("ou=people,{base_dn}"),
             base_dn,
+            tls: None,
             slapd_dir,
             process: None,
         };
+        if with_tls {
+            let cert = tls::ca_and_server_cert(&slapd.slapd_dir.join("tls"));
+            slapd.tls = Some(SlapdTls {
+                ldaps_port: 0,
+                ldaps_url: String::new(),
+                ca_cert: cert.ca_cert.clone(),
+                server_cert: cert,
+            });
+        }
         fs::write(slapd.conf_path(), slapd.slapd_conf()).expect("write slapd.conf");
 
         let mut failures = Vec::new();
         for _ in 0..START_ATTEMPTS {
             let port = free_port();
-            match slapd.spawn_on(port) {
+            let ldaps_port = with_tls.then(|| loop {
+                let p = free_port();
+                if p != port {
+                    break p;
+                }
+            });
+            match slapd.spawn_on(port, ldaps_port) {
                 Ok(()) => {
                     slapd.add_ldif(&slapd.base_ldif());
                     return slapd;
                 }
-                Err(e) => failures.push(format!("port {port}: {e}")),
+                Err(e) => failures.push(format!("port {port} (ldaps {ldaps_port:?}): {e}")),
             }
         }
         panic!("slapd did not start:\n{}", failures.join("\n"));
     }
 
-    /// Stops slapd (SIGTERM, waits) and starts it again on the same port with
-    /// the same data.
+    /// Stops slapd (SIGTERM, waits) and starts it again on the same port(s)
+    /// with the same data.
     pub fn restart(&mut self) {
         self.stop();
         self.start_again();
     }
 
-    /// Starts slapd again on the same port with the same data after `stop`
+    /// Starts slapd again on the same port(s) with the same data after `stop`
     /// or `kill` (for "LDAP comes back" tests).
     pub fn start_again(&mut self) {
         assert!(self.process.is_none(), "slapd is still running");
@@ -128,7 +179,7 @@ impl Slapd {
             if attempt > 0 {
                 std::thread::sleep(Duration::from_millis(200));
             }
-            match self.spawn_on(self.port) {
+            match self.spawn_on(self.port, self.tls.as_ref().map(|t| t.ldaps_port)) {
                 Ok(()) => return,
                 Err(e) => failures.push(e),
             }
@@ -157,6 +208,17 @@ impl Slapd {
 
     pub fn pid(&self) -> Option<u32> {
         self.process.as_ref().map(ServerProcess::pid)
+    }
+
+    /// `ldaps://127.0.0.1:LDAPS_PORT`. Panics unless started with `start_tls`.
+    pub fn ldaps_url(&self) -> &str {
+        &self.tls.as_ref().expect("slapd was started without TLS (use Slapd::start_tls)").ldaps_url
+    }
+
+    /// The PEM file of the CA that signed slapd's certificate. Panics unless
+    /// started with `start_tls`.
+    pub fn ca_cert(&self) -> &Path {
+        &self.tls.as_ref().expect("slapd was started without TLS (use Slapd::start_tls)").ca_cert
     }
 
     /// `uid=UID,ou=people,dc=example,dc=test`
@@ -252,17 +314,29 @@ impl Slapd {
         self.slapd_dir.join("slapd.log")
     }
 
-    /// Starts slapd on `port` and waits until it has bound the port and
-    /// opened its database. Err if it exited (e.g. the port was taken).
-    fn spawn_on(&mut self, port: u16) -> Result<(), String> {
+    /// Starts slapd on `port` (and `ldaps_port` for `ldaps://`) and waits
+    /// until it has bound the ports and opened its database. Err if it
+    /// exited (e.g. a port was taken, or GnuTLS refused the certificate).
+    fn spawn_on(&mut self, port: u16, ldaps_port: Option<u16>) -> Result<(), String> {
         let url = format!("ldap://127.0.0.1:{port}");
+        let mut listen = format!("{url}/");
+        if let Some(p) = ldaps_port {
+            listen.push_str(&format!(" ldaps://127.0.0.1:{p}/"));
+        }
         let config = [OsString::from("-f"), self.conf_path().into_os_string()];
-        let process = spawn_slapd(&format!("{url}/"), &config, &self.log_path())?;
-        // Our slapd has bound the port (it logs READY_LINE only after that),
-        // so this connect reaches it.
+        let process = spawn_slapd(&listen, &config, &self.log_path())?;
+        // Our slapd has bound the ports (it logs READY_LINE only after that),
+        // so these connects reach it.
         wait_for_port(port, START_TIMEOUT)?;
+        if let Some(p) = ldaps_port {
+            wait_for_port(p, START_TIMEOUT)?;
+        }
         self.port = port;
         self.url = url;
+        if let (Some(tls), Some(p)) = (self.tls.as_mut(), ldaps_port) {
+            tls.ldaps_port = p;
+            tls.ldaps_url = format!("ldaps://127.0.0.1:{p}");
+        }
         self.process = Some(process);
         Ok(())
     }
@@ -302,6 +376,21 @@ impl Slapd {
             conf.push_str(&schema(name));
         }
         conf.push_str(&format!("include {}\n\n", schema_file().display()));
+        if let Some(tls) = &self.tls {
+            // Global directives (before `database`). Debian's slapd is built
+            // with GnuTLS: it loads these at start-up and exits if a file is
+            // unreadable or the key does not match the certificate. Clients
+            // are not asked for certificates (TLSVerifyClient never, the
+            // default).
+            conf.push_str(&format!(
+                "TLSCACertificateFile {}\n\
+                 TLSCertificateFile {}\n\
+                 TLSCertificateKeyFile {}\n\n",
+                tls.ca_cert.display(),
+                tls.server_cert.cert.display(),
+                tls.server_cert.key.display(),
+            ));
+        }
         conf.push_str(&format!(
             "pidfile {dir}/slapd.pid\n\
              argsfile {dir}/slapd.args\n\
@@ -474,4 +563,64 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
         out.extend_from_slice(&bytes[1..chunk.len()]);
     }
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::TestCa;
+
+    /// `ldapsearch` as the service account against `url`, trusting `ca`
+    /// (`starttls`: `-ZZ`, StartTLS required). Ok(stdout) or Err(stderr).
+    fn tls_search(slapd: &Slapd, url: &str, ca: &Path, starttls: bool) -> Result<String, String> {
+        // LDAPNOINIT would also ignore LDAPTLS_* variables: instead, an
+        // ldap.conf of our own, no ldaprc, and a working directory without one.
+        let conf_dir = tempfile::tempdir().unwrap();
+        let conf = conf_dir.path().join("ldap.conf");
+        fs::write(&conf, format!("TLS_CACERT {}\nTLS_REQCERT demand\n", ca.display())).unwrap();
+        let mut cmd = Command::new("ldapsearch");
+        cmd.env("LDAPCONF", &conf)
+            .env("LDAPRC", "testkit-no-ldaprc")
+            .current_dir(conf_dir.path())
+            .args(["-x", "-H", url, "-D", &slapd.service_dn, "-w", &slapd.service_password])
+            .args(["-o", "nettimeout=10", "-LLL", "-b", &slapd.base_dn, "(uid=alice)", "dn"]);
+        if starttls {
+            cmd.arg("-ZZ");
+        }
+        let out = cmd.stdin(Stdio::null()).output().expect("run ldapsearch");
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    #[test]
+    fn tls_listeners_ldaps_and_starttls() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut slapd = Slapd::start_tls(dir.path());
+        let alice = format!("dn: {}", slapd.user_dn("alice"));
+        let ca = slapd.ca_cert().to_path_buf();
+        let ldaps = slapd.ldaps_url().to_string();
+        assert!(ldaps.starts_with("ldaps://127.0.0.1:") && slapd.url.starts_with("ldap://127.0.0.1:"));
+        assert_ne!(slapd.tls.as_ref().unwrap().ldaps_port, slapd.port);
+
+        let found = tls_search(&slapd, &ldaps, &ca, false).expect("ldaps");
+        assert!(found.contains(&alice), "{found}");
+        let url = slapd.url.clone();
+        let found = tls_search(&slapd, &url, &ca, true).expect("StartTLS");
+        assert!(found.contains(&alice), "{found}");
+        assert!(slapd.search("(uid=alice)", &["dn"]).contains(&alice), "plain ldap:// still works");
+
+        let other = TestCa::new(&dir.path().join("other-ca"), "another CA");
+        tls_search(&slapd, &ldaps, &other.cert, false).expect_err("a certificate from another CA");
+
+        let ports = (slapd.port, slapd.tls.as_ref().unwrap().ldaps_port);
+        slapd.restart();
+        assert_eq!(ports, (slapd.port, slapd.tls.as_ref().unwrap().ldaps_port), "same ports after a restart");
+        let found = tls_search(&slapd, &ldaps, &ca, false).expect("ldaps after restart");
+        assert!(found.contains(&alice), "{found}");
+        slapd.stop();
+        assert!(!slapd.is_running());
+    }
 }

@@ -94,10 +94,15 @@ impl LdapDirectory {
         if let Some(tls) = &self.tls {
             settings = settings.set_config(tls.clone());
         }
-        let mut conn = LdapConn::with_settings(settings, server).map_err(|e| describe(&e))?;
+        // Guarded: the StartTLS answer is parsed here (see `guarded`).
+        let mut conn =
+            guarded(|| LdapConn::with_settings(settings, server)).map_err(|()| MALFORMED)?.map_err(|e| describe(&e))?;
         if let (Some(dn), Some(password)) = (&self.settings.bind_dn, &self.settings.bind_password) {
             let password = std::str::from_utf8(password.expose()).map_err(|_| "the bind password is not UTF-8")?;
-            let result = conn.with_timeout(self.timeout()).simple_bind(dn, password).map_err(|e| describe(&e))?;
+            let timeout = self.timeout();
+            let result = guarded(|| conn.with_timeout(timeout).simple_bind(dn, password))
+                .map_err(|()| MALFORMED)?
+                .map_err(|e| describe(&e))?;
             if result.rc != 0 {
                 return Err(format!("bind as the service account refused (rc={} {})", result.rc, result.text));
             }
@@ -115,7 +120,10 @@ impl LdapDirectory {
             Some(conn) => conn,
             None => self.connect()?,
         };
-        match op(&mut conn) {
+        // A connection whose operation panicked (see `guarded`) is in an
+        // unknown state: dropped, never pooled.
+        let garbage = || StoreError::Garbage(MALFORMED.into());
+        match guarded(|| op(&mut conn)).map_err(|()| garbage())? {
             Ok(value) => {
                 self.check_in(conn);
                 Ok(value)
@@ -123,7 +131,7 @@ impl LdapDirectory {
             Err(e) if from_pool && is_connection_error(&e) => {
                 drop(conn);
                 let mut fresh = self.connect()?;
-                let value = op(&mut fresh).map_err(|e| operation_error(&e))?;
+                let value = guarded(|| op(&mut fresh)).map_err(|()| garbage())?.map_err(|e| operation_error(&e))?;
                 self.check_in(fresh);
                 Ok(value)
             }
@@ -243,6 +251,17 @@ fn into_user_entry(entry: SearchEntry, user_attr: &str, asked: Option<&str>) -> 
     };
     let Some(username) = username else { return Ok(None) };
     Ok(Some(UserEntry::new(entry.dn, username, entry.attrs.into_iter().collect())))
+}
+
+const MALFORMED: &str = "malformed LDAP response";
+
+/// Runs `f`, turning a panic into `Err`. ldap3 0.12 decodes responses with
+/// `expect` and panics on malformed ones (a bind or modify response without
+/// its result code, say: found by core/tests/ldap_store.rs), and it parses an
+/// operation's response in the calling thread. A broken or hostile server
+/// must not take the request down with it.
+fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, ()> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|_| ())
 }
 
 fn is_connection_error(e: &LdapError) -> bool {
