@@ -27,6 +27,8 @@ use crate::state::ServerState;
 
 const NOTE_GATEWAY: &CStr = c"twofactor-gateway";
 const NOTE_VERDICT: &CStr = c"twofactor-verdict";
+/// When the completion that allowed this request was issued (Unix seconds).
+const NOTE_ISSUED: &CStr = c"twofactor-issued";
 const ALLOW: &CStr = c"allow";
 pub const CHALLENGE_HANDLER: &CStr = c"twofactor-challenge";
 
@@ -264,10 +266,19 @@ fn check_completion(req: &mut Request<'_>, st: &ServerState, user: &str) -> c_in
     let max_age = req.dir_conf().map_or_else(|| DirConfig::default().max_age(), |d| d.parsed.max_age()).as_secs();
     let (now, clock) = (now(), Instant::now());
 
+    // A subrequest or internal redirect of a request that was let in
+    // carries the same identity and session: reuse that verdict (only this
+    // scope's TwoFactorMaxAge can still say no).
+    if let Some((canonical, issued)) = initial_allow(req) {
+        if issued.saturating_add(max_age) > now {
+            return allow(req, st, &canonical, issued, "initial-request");
+        }
+    }
+
     let cache_key = presented.cache_key(keys, user);
     if let Some(hit) = st.cache.get(&cache_key, clock) {
         if hit.issued.saturating_add(max_age) > now {
-            return allow(req, st, &hit.canonical, "cache");
+            return allow(req, st, &hit.canonical, hit.issued, "cache");
         }
     }
 
@@ -287,10 +298,22 @@ fn check_completion(req: &mut Request<'_>, st: &ServerState, user: &str) -> c_in
         Some(found) => {
             let hit = Hit { canonical: Arc::from(entry.username.as_str()), issued: found.issued };
             st.cache.put(cache_key, hit, Duration::from_secs(found.expires.saturating_sub(now)), clock);
-            allow(req, st, &entry.username, "directory")
+            allow(req, st, &entry.username, found.issued, "directory")
         }
         None => refuse(req, st, &entry.username, "no-completion"),
     }
+}
+
+/// The user and completion time with which the client's request (of
+/// which this one is a subrequest or internal redirect) was let in.
+fn initial_allow(req: &Request<'_>) -> Option<(String, u64)> {
+    let initial = req.initial();
+    if std::ptr::eq(initial.as_ptr(), req.as_ptr()) || initial.get(Table::Notes, NOTE_VERDICT) != Some(ALLOW.to_bytes())
+    {
+        return None;
+    }
+    let issued = std::str::from_utf8(initial.get(Table::Notes, NOTE_ISSUED)?).ok()?.parse().ok()?;
+    Some((initial.user()?.to_string(), issued))
 }
 
 /// What this request presents for `TwoFactorSessionBinding`, if anything.
@@ -311,8 +334,9 @@ fn presented<'r>(req: &Request<'r>, st: &ServerState) -> Option<Presented<'r>> {
     }
 }
 
-fn allow(req: &mut Request<'_>, st: &ServerState, canonical: &str, source: &str) -> c_int {
+fn allow(req: &mut Request<'_>, st: &ServerState, canonical: &str, issued: u64, source: &str) -> c_int {
     req.set_user(canonical);
+    req.set(Table::Notes, NOTE_ISSUED, &issued.to_string());
     // The backend sees the directory's spelling of the name, nothing else.
     req.set(Table::In, &st.user_header, canonical);
     event!(req, Level::Debug, "allow", "user" = canonical, "source" = source);

@@ -160,7 +160,7 @@ fn through_the_gateway_a_navigation_goes_to_the_challenge_page() {
     assert!(location.starts_with("/2fa/?r="), "the redirect must be a path: {location}");
     assert_eq!(r.header("Cache-Control"), Some("no-store"));
     // The gateway replaced the client's claim with the authenticated name.
-    s.protected.wait_for_error_log("event=challenge user=alice response=303");
+    s.protected.wait_for_error_log("event=challenge user=alice reason=no-session response=303");
     s.protected.wait_for_access_log("127.0.0.1 alice \"GET /app/report?id=7 HTTP/1.1\" 303");
 
     let page = Request::get(&location).browser().header("Authorization", &auth).send(port);

@@ -44,7 +44,8 @@ fn gen_key_writes_a_private_key_once() {
 
 #[test]
 fn status_and_revoke() {
-    let s = Stack::start(StackOptions { gateway: false, extra: "TwoFactorCacheTTL 0\n".into(), ..StackOptions::default() });
+    let s =
+        Stack::start(StackOptions { gateway: false, extra: "TwoFactorCacheTTL 0\n".into(), ..StackOptions::default() });
     let port = s.protected.port;
 
     let (code, out, err) = ctl(&s, &["status", "alice"]);
@@ -82,7 +83,12 @@ fn configuration_errors_name_the_file() {
     let dir = testkit::process::test_dir("twofactor-ctl-conf");
     let conf = dir.path().join("bad.conf");
     std::fs::write(&conf, "TwoFactorMaxAttempts 50\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_twofactorctl")).arg("-f").arg(&conf).args(["status", "alice"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_twofactorctl"))
+        .arg("-f")
+        .arg(&conf)
+        .args(["status", "alice"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.conf:1: TwoFactorMaxAttempts: invalid value '50'"), "{err}");

@@ -116,7 +116,8 @@ fn with_a_completion_the_same_content_is_served() {
     let token = first.header("Location").unwrap().split("r=").nth(1).unwrap().to_string();
     let done = Request::get(&format!("/2fa/__test_complete?r={token}")).header("Authorization", &auth).send(gw);
     let cookie = done.header("Set-Cookie").unwrap().split(';').next().unwrap().to_string();
-    let get = |path: &str| Request::get(path).browser().header("Authorization", &auth).header("Cookie", &cookie).send(gw);
+    let get =
+        |path: &str| Request::get(path).browser().header("Authorization", &auth).header("Cookie", &cookie).send(gw);
     assert!(get("/private/secret.html").text().contains(SECRET));
     assert!(get("/open/secret.html").text().contains(SECRET), "RewriteRule [PT] into the protected area");
     assert!(get("/open-dir/").text().contains(SECRET), "DirectoryIndex into the protected area");

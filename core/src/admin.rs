@@ -83,7 +83,8 @@ fn find(directory: &dyn Directory, settings: &Settings, user: &str) -> Result<cr
 
 pub fn status(directory: &dyn Directory, settings: &Settings, user: &str, now: u64) -> Result<Status, AdminError> {
     let entry = find(directory, settings, user)?;
-    let failures = entry.values(settings.attribute(Role::Failures)).first().and_then(|v| Failures::decode(v)).unwrap_or_default();
+    let failures =
+        entry.values(settings.attribute(Role::Failures)).first().and_then(|v| Failures::decode(v)).unwrap_or_default();
     let completions = entry
         .values(settings.attribute(Role::Completion))
         .iter()

@@ -62,7 +62,18 @@ pub fn read(path: &Path, vhost: Option<&str>) -> Result<Found, String> {
         }
         let in_vhost = stack.iter().any(|s| s == "virtualhost");
         let in_dir_section = stack.iter().any(|s| {
-            matches!(s.as_str(), "location" | "locationmatch" | "directory" | "directorymatch" | "files" | "filesmatch" | "if" | "elseif" | "else")
+            matches!(
+                s.as_str(),
+                "location"
+                    | "locationmatch"
+                    | "directory"
+                    | "directorymatch"
+                    | "files"
+                    | "filesmatch"
+                    | "if"
+                    | "elseif"
+                    | "else"
+            )
         });
         let name = first.as_str();
         if name.eq_ignore_ascii_case("ServerName") || name.eq_ignore_ascii_case("ServerAlias") {
@@ -87,7 +98,8 @@ pub fn read(path: &Path, vhost: Option<&str>) -> Result<Found, String> {
         } else {
             Target::Server { server: target_server, dir: &mut scratch_dir }
         };
-        config::apply(target, name, &args, &server_root).map_err(|e| format!("{}:{}: {e}", line.file.display(), line.number))?;
+        config::apply(target, name, &args, &server_root)
+            .map_err(|e| format!("{}:{}: {e}", line.file.display(), line.number))?;
     }
 
     let (server, server_name) = match vhost {
@@ -165,7 +177,11 @@ impl Reader {
                 let pattern = self.server_root.join(pattern);
                 let files = expand_glob(&pattern);
                 if files.is_empty() && !optional && !has_wildcard(&pattern) {
-                    return Err(format!("{}:{number}: Include of a missing file {}", file.display(), pattern.display()));
+                    return Err(format!(
+                        "{}:{number}: Include of a missing file {}",
+                        file.display(),
+                        pattern.display()
+                    ));
                 }
                 for f in files {
                     self.load(&f)?;
@@ -273,7 +289,9 @@ fn sorted_files(dir: &Path, keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
 fn wildcard_match(pattern: &[u8], name: &[u8]) -> bool {
     match (pattern.split_first(), name.split_first()) {
         (None, None) => true,
-        (Some((b'*', rest)), _) => wildcard_match(rest, name) || (!name.is_empty() && wildcard_match(pattern, &name[1..])),
+        (Some((b'*', rest)), _) => {
+            wildcard_match(rest, name) || (!name.is_empty() && wildcard_match(pattern, &name[1..]))
+        }
         (Some((b'?', rest)), Some((_, name_rest))) => wildcard_match(rest, name_rest),
         (Some((p, rest)), Some((n, name_rest))) if p == n => wildcard_match(rest, name_rest),
         _ => false,
@@ -286,10 +304,10 @@ mod tests {
 
     #[test]
     fn words() {
-        assert_eq!(split_words(r#"TwoFactorRegistrationMessage "Hello \"you\" there""#), vec![
-            "TwoFactorRegistrationMessage",
-            "Hello \"you\" there"
-        ]);
+        assert_eq!(
+            split_words(r#"TwoFactorRegistrationMessage "Hello \"you\" there""#),
+            vec!["TwoFactorRegistrationMessage", "Hello \"you\" there"]
+        );
         assert_eq!(split_words("  A  b   'c d' "), vec!["A", "b", "c d"]);
     }
 
@@ -304,7 +322,10 @@ mod tests {
     #[test]
     fn environment() {
         std::env::set_var("TWOFACTOR_TEST_DIR", "/srv/x");
-        assert_eq!(expand_env("a ${TWOFACTOR_TEST_DIR}/k ${TWOFACTOR_UNSET_VAR} ${"), "a /srv/x/k ${TWOFACTOR_UNSET_VAR} ${");
+        assert_eq!(
+            expand_env("a ${TWOFACTOR_TEST_DIR}/k ${TWOFACTOR_UNSET_VAR} ${"),
+            "a /srv/x/k ${TWOFACTOR_UNSET_VAR} ${"
+        );
     }
 
     #[test]
@@ -347,7 +368,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("a.conf"), "# comment\n\nTwoFactorMaxAttempts 99\n").unwrap();
         let err = read(&dir.path().join("a.conf"), None).unwrap_err();
-        assert!(err.ends_with("a.conf:3: TwoFactorMaxAttempts: invalid value '99': must be an integer from 1 to 20"), "{err}");
+        assert!(
+            err.ends_with("a.conf:3: TwoFactorMaxAttempts: invalid value '99': must be an integer from 1 to 20"),
+            "{err}"
+        );
         assert!(read(&dir.path().join("missing.conf"), None).is_err());
     }
 }

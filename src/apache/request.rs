@@ -68,6 +68,11 @@ impl<'r> Request<'r> {
         Request { raw: NonNull::new(r).unwrap_or(self.raw), _life: PhantomData }
     }
 
+    /// The `request_rec` itself, only to tell two views apart.
+    pub fn as_ptr(&self) -> *const request_rec {
+        self.raw.as_ptr()
+    }
+
     pub fn is_internal_redirect(&self) -> bool {
         !self.rec().prev.is_null()
     }

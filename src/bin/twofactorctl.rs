@@ -95,9 +95,8 @@ fn run(cli: &Cli) -> Result<(), AdminError> {
 fn open(cli: &Cli) -> Result<(Settings, LdapDirectory), AdminError> {
     let found = apacheconf::read(&cli.config, cli.vhost.as_deref()).map_err(AdminError::Usage)?;
     let name = found.server_name.clone().unwrap_or_else(|| "localhost".into());
-    let (settings, _warnings) = Settings::resolve(&found.server, &name).map_err(|e| {
-        AdminError::Usage(format!("{}: {e}", cli.config.display()))
-    })?;
+    let (settings, _warnings) = Settings::resolve(&found.server, &name)
+        .map_err(|e| AdminError::Usage(format!("{}: {e}", cli.config.display())))?;
     let ldap = settings
         .ldap
         .as_ref()

@@ -92,7 +92,12 @@ pub fn complete(req: &mut Request<'_>, st: &ServerState, user: &str, method: &st
     // location with a shorter one asks again sooner.
     let lifetime = req.dir_conf().map_or_else(|| DirConfig::default().max_age(), |d| d.parsed.max_age()).as_secs();
     let now = now();
-    let new = Completion { bound: presented.bound(keys), issued: now, expires: now.saturating_add(lifetime), method: method.into() };
+    let new = Completion {
+        bound: presented.bound(keys),
+        issued: now,
+        expires: now.saturating_add(lifetime),
+        method: method.into(),
+    };
     if let Err(e) = completion::record(directory, s, user, &new) {
         event!(
             req,

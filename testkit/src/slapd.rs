@@ -93,6 +93,8 @@ pub struct Slapd {
     /// Set by `start_tls`.
     pub tls: Option<SlapdTls>,
     process: Option<ServerProcess>,
+    /// Log every operation (`-d stats`), for counting them.
+    log_stats: bool,
 }
 
 impl Slapd {
@@ -127,6 +129,7 @@ impl Slapd {
             tls: None,
             slapd_dir,
             process: None,
+            log_stats: false,
         };
         if with_tls {
             let cert = tls::ca_and_server_cert(&slapd.slapd_dir.join("tls"));
@@ -157,6 +160,16 @@ impl Slapd {
             }
         }
         panic!("slapd did not start:\n{}", failures.join("\n"));
+    }
+
+    /// Like `start`, with every operation logged (slapd's `stats` level) to
+    /// `log()`, so that a benchmark can count searches, binds and connections.
+    pub fn start_with_stats_log(dir: &Path) -> Slapd {
+        let mut slapd = Slapd::start(dir);
+        slapd.stop();
+        slapd.log_stats = true;
+        slapd.start_again();
+        slapd
     }
 
     /// Stops slapd (SIGTERM, waits) and starts it again on the same port(s)
@@ -323,7 +336,11 @@ impl Slapd {
         if let Some(p) = ldaps_port {
             listen.push_str(&format!(" ldaps://127.0.0.1:{p}/"));
         }
-        let config = [OsString::from("-f"), self.conf_path().into_os_string()];
+        let mut config = vec![OsString::from("-f"), self.conf_path().into_os_string()];
+        if self.log_stats {
+            // Debug levels add up: this and spawn_slapd's `none`.
+            config.extend([OsString::from("-d"), OsString::from("stats")]);
+        }
         let process = spawn_slapd(&listen, &config, &self.log_path())?;
         // Our slapd has bound the ports (it logs READY_LINE only after that),
         // so these connects reach it.
