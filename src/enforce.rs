@@ -93,10 +93,6 @@ macro_rules! configured_or_decline {
     };
 }
 
-fn same_name(a: &[u8], b: &str) -> bool {
-    a.eq_ignore_ascii_case(b.as_bytes())
-}
-
 pub fn post_read_request(req: &mut Request<'_>) -> c_int {
     let st = configured_or_decline!(req);
     let s = &st.settings;
@@ -105,7 +101,7 @@ pub fn post_read_request(req: &mut Request<'_>) -> c_int {
         (_, false) => Gateway::Untrusted,
         (None, true) => Gateway::Trusted,
         (Some((name, expected)), true) => {
-            let mut values = req.entries(Table::In).filter(|(k, _)| same_name(k, name)).map(|(_, v)| v);
+            let mut values = req.values(Table::In, name);
             match (values.next(), values.next()) {
                 (Some(given), None) if constant_time_eq(given, expected.expose()) => Gateway::Trusted,
                 _ => Gateway::BadSecret,
@@ -116,12 +112,12 @@ pub fn post_read_request(req: &mut Request<'_>) -> c_int {
     // Look-alike names (X_Remote_User) of every protected header go on
     // every request; WebLogic's proxy headers unless the gateway sent them.
     let doomed: Vec<Vec<u8>> = req
-        .entries(Table::In)
-        .filter(|(k, _)| {
+        .names(Table::In)
+        .filter(|k| {
             st.protected_headers.iter().any(|p| identity::is_lookalike(k, p))
                 || (gateway != Gateway::Trusted && identity::is_weblogic_proxy_header(k))
         })
-        .map(|(k, _)| k.to_vec())
+        .map(<[u8]>::to_vec)
         .collect();
     for name in doomed {
         req.unset_bytes(Table::In, &name);
@@ -168,10 +164,8 @@ pub fn header_parser(req: &mut Request<'_>) -> c_int {
         );
         return HTTP_BAD_REQUEST;
     }
-    let protected: Vec<&str> = st.protected_headers.iter().map(String::as_str).collect();
-    let connection_trick = req
-        .entries(Table::In)
-        .any(|(k, v)| same_name(k, "Connection") && identity::connection_names_protected(v, &protected));
+    let connection_trick =
+        req.values(Table::In, "Connection").any(|v| identity::connection_names_protected(v, &st.protected_headers));
     if connection_trick {
         event!(req, Level::Warn, "deny", "reason" = "bad-header", "detail" = "connection-names-security-header");
         error_page(req, HTTP_BAD_REQUEST, "Bad request", "A security header is named in the Connection header.");
@@ -275,7 +269,7 @@ fn check_completion(req: &mut Request<'_>, st: &ServerState, user: &str) -> c_in
         }
     }
 
-    let cache_key = presented.cache_key(keys, user);
+    let cache_key = presented.cache_key(user);
     if let Some(hit) = st.cache.get(&cache_key, clock) {
         if hit.issued.saturating_add(max_age) > now {
             return allow(req, st, &hit.canonical, hit.issued, "cache");
@@ -321,9 +315,8 @@ fn presented<'r>(req: &Request<'r>, st: &ServerState) -> Option<Presented<'r>> {
     let s = &st.settings;
     match s.session_binding {
         SessionBinding::Cookie => req
-            .entries(Table::In)
-            .filter(|(k, _)| same_name(k, "Cookie"))
-            .find_map(|(_, v)| completion::find_cookie(v, &s.cookie_name))
+            .values(Table::In, "Cookie")
+            .find_map(|v| completion::find_cookie(v, &s.cookie_name))
             .filter(|v| completion::is_plausible_cookie(v))
             .map(Presented::Cookie),
         SessionBinding::Header => {
@@ -335,12 +328,31 @@ fn presented<'r>(req: &Request<'r>, st: &ServerState) -> Option<Presented<'r>> {
 }
 
 fn allow(req: &mut Request<'_>, st: &ServerState, canonical: &str, issued: u64, source: &str) -> c_int {
-    req.set_user(canonical);
-    req.set(Table::Notes, NOTE_ISSUED, &issued.to_string());
+    if req.user() != Some(canonical) {
+        req.set_user(canonical);
+    }
+    let mut digits = [0u8; 20];
+    req.set(Table::Notes, NOTE_ISSUED, format_u64(issued, &mut digits));
     // The backend sees the directory's spelling of the name, nothing else.
-    req.set(Table::In, &st.user_header, canonical);
+    if req.get(Table::In, &st.user_header) != Some(canonical.as_bytes()) {
+        req.set(Table::In, &st.user_header, canonical);
+    }
     event!(req, Level::Debug, "allow", "user" = canonical, "source" = source);
     OK
+}
+
+/// Decimal digits of `n` without an allocation.
+fn format_u64(mut n: u64, buf: &mut [u8; 20]) -> &str {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[i..]).unwrap_or("0")
 }
 
 fn unknown_user(req: &mut Request<'_>, user: &str, detail: &str) -> c_int {
@@ -398,7 +410,7 @@ fn validated_identity<'r>(req: &mut Request<'r>, st: &ServerState) -> Result<&'r
     // Two slots are enough to tell one value from several.
     let mut values: [&[u8]; 2] = [b""; 2];
     let mut count = 0;
-    for (_, v) in req.entries(Table::In).filter(|(k, _)| same_name(k, name)) {
+    for v in req.values(Table::In, name) {
         if count < values.len() {
             values[count] = v;
         }

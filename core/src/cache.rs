@@ -26,7 +26,7 @@ struct Entry {
 pub struct CompletionCache {
     ttl: Duration,
     capacity: usize,
-    entries: RwLock<HashMap<[u8; 32], Entry>>,
+    entries: RwLock<HashMap<Vec<u8>, Entry>>,
 }
 
 impl CompletionCache {
@@ -34,7 +34,7 @@ impl CompletionCache {
         CompletionCache { ttl, capacity, entries: RwLock::new(HashMap::new()) }
     }
 
-    pub fn get(&self, key: &[u8; 32], now: Instant) -> Option<Hit> {
+    pub fn get(&self, key: &[u8], now: Instant) -> Option<Hit> {
         if self.ttl.is_zero() {
             return None;
         }
@@ -43,7 +43,7 @@ impl CompletionCache {
     }
 
     /// Remembers an allow for `min(ttl, time left before the completion expires)`.
-    pub fn put(&self, key: [u8; 32], hit: Hit, expires_in: Duration, now: Instant) {
+    pub fn put(&self, key: Vec<u8>, hit: Hit, expires_in: Duration, now: Instant) {
         let life = self.ttl.min(expires_in);
         if life.is_zero() {
             return;
@@ -80,8 +80,8 @@ mod tests {
     fn entries_live_for_the_shorter_of_ttl_and_expiry() {
         let cache = CompletionCache::new(Duration::from_secs(30), 10);
         let t0 = Instant::now();
-        cache.put([1; 32], hit(), Duration::from_secs(3600), t0);
-        cache.put([2; 32], hit(), Duration::from_secs(5), t0);
+        cache.put(vec![1; 32], hit(), Duration::from_secs(3600), t0);
+        cache.put(vec![2; 32], hit(), Duration::from_secs(5), t0);
         assert!(cache.get(&[1; 32], t0 + Duration::from_secs(29)).is_some());
         assert!(cache.get(&[1; 32], t0 + Duration::from_secs(30)).is_none());
         assert!(cache.get(&[2; 32], t0 + Duration::from_secs(4)).is_some());
@@ -93,7 +93,7 @@ mod tests {
     fn zero_ttl_disables_the_cache() {
         let cache = CompletionCache::new(Duration::ZERO, 10);
         let t0 = Instant::now();
-        cache.put([1; 32], hit(), Duration::from_secs(3600), t0);
+        cache.put(vec![1; 32], hit(), Duration::from_secs(3600), t0);
         assert!(cache.get(&[1; 32], t0).is_none());
         assert!(cache.is_empty());
     }
@@ -103,7 +103,7 @@ mod tests {
         let cache = CompletionCache::new(Duration::from_secs(30), 3);
         let t0 = Instant::now();
         for i in 0..10u8 {
-            cache.put([i; 32], hit(), Duration::from_secs(3600), t0);
+            cache.put(vec![i; 32], hit(), Duration::from_secs(3600), t0);
             assert!(cache.len() <= 3);
         }
         assert!(cache.get(&[9; 32], t0).is_some(), "the newest entry is kept");

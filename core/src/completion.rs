@@ -55,32 +55,61 @@ impl Presented<'_> {
         }
     }
 
-    /// A per-process cache key for (user, presented value): no secret is kept as is.
-    pub fn cache_key(&self, keys: &Keys, user: &str) -> [u8; 32] {
-        let mut input = Vec::with_capacity(user.len() + 1 + self.value().len());
-        input.extend(user.bytes().map(|b| b.to_ascii_lowercase()));
-        input.push(0);
-        input.extend_from_slice(self.value());
-        let hash = keys.hash(self.domain(), &input);
-        let mut key = [0u8; 32];
-        let n = hash.len().min(32);
-        key[..n].copy_from_slice(&hash[..n]);
+    /// The per-process cache key for (user, presented value): compared
+    /// whole, so two users or two sessions never share an entry. It stays in
+    /// this process's memory, like the request headers it is made from.
+    pub fn cache_key(&self, user: &str) -> Vec<u8> {
+        let value = self.value();
+        let mut key = Vec::with_capacity(9 + user.len() + value.len());
+        key.push(match self {
+            Presented::Cookie(_) => b'c',
+            Presented::GatewaySession(_) => b'g',
+            Presented::Anywhere => b'*',
+        });
+        // The length makes the split between user and value unambiguous.
+        key.extend_from_slice(&(user.len() as u64).to_le_bytes());
+        key.extend(user.bytes().map(|b| b.to_ascii_lowercase()));
+        key.extend_from_slice(value);
         key
     }
 }
 
 /// A session cookie value as the module issues it: 43 base64url characters.
 pub fn is_plausible_cookie(value: &[u8]) -> bool {
-    value.len() == 43 && value.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+    value.len() == 43 && value.iter().all(|&b| BASE64URL[usize::from(b)])
 }
+
+/// Which bytes are base64url characters.
+static BASE64URL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
+        b += 1;
+    }
+    table
+};
 
 /// The first value of cookie `name` in a `Cookie` header.
 pub fn find_cookie<'a>(header: &'a [u8], name: &str) -> Option<&'a [u8]> {
-    header.split(|&b| b == b';').find_map(|pair| {
-        let pair = pair.strip_prefix(b" ").unwrap_or(pair);
-        let eq = pair.iter().position(|&b| b == b'=')?;
-        (&pair[..eq] == name.as_bytes()).then(|| &pair[eq + 1..])
-    })
+    let name = name.as_bytes();
+    let mut rest = header;
+    loop {
+        // Each pair starts after "; " (or at the start); names are case-sensitive.
+        while let [b' ', tail @ ..] = rest {
+            rest = tail;
+        }
+        let end = rest.iter().position(|&b| b == b';').unwrap_or(rest.len());
+        let pair = &rest[..end];
+        if pair.len() > name.len() && pair.starts_with(name) && pair[name.len()] == b'=' {
+            return Some(&pair[name.len() + 1..]);
+        }
+        if end == rest.len() {
+            return None;
+        }
+        rest = &rest[end + 1..];
+    }
 }
 
 /// The stored completion that lets `presented` in at `now` under `max_age`.
@@ -240,12 +269,12 @@ mod tests {
 
     #[test]
     fn cache_keys_separate_users_and_sessions() {
-        let k = keys(&[1]);
-        let a = Presented::Cookie(COOKIE).cache_key(&k, "alice");
-        assert_eq!(a, Presented::Cookie(COOKIE).cache_key(&k, "ALICE"));
-        assert_ne!(a, Presented::Cookie(COOKIE).cache_key(&k, "bob"));
-        assert_ne!(a, Presented::GatewaySession(COOKIE).cache_key(&k, "alice"));
-        assert_ne!(a, Presented::Cookie(b"x").cache_key(&k, "alice"));
+        let a = Presented::Cookie(COOKIE).cache_key("alice");
+        assert_eq!(a, Presented::Cookie(COOKIE).cache_key("ALICE"));
+        assert_ne!(a, Presented::Cookie(COOKIE).cache_key("bob"));
+        assert_ne!(a, Presented::GatewaySession(COOKIE).cache_key("alice"));
+        assert_ne!(a, Presented::Cookie(b"x").cache_key("alice"));
+        assert_ne!(Presented::Cookie(b"b\0c").cache_key("a"), Presented::Cookie(b"c").cache_key("a\0b"));
     }
 
     #[test]

@@ -72,10 +72,13 @@ pub fn is_weblogic_proxy_header(name: &[u8]) -> bool {
 /// Whether a `Connection` header value names one of the protected headers
 /// (or a look-alike, or a WebLogic header): a hop-by-hop trick to make an
 /// intermediary drop the gateway's header.
-pub fn connection_names_protected(value: &[u8], protected: &[&str]) -> bool {
+pub fn connection_names_protected(value: &[u8], protected: &[impl AsRef<str>]) -> bool {
     value.split(|&b| b == b',').map(trim_ascii).any(|token| {
         is_weblogic_proxy_header(token)
-            || protected.iter().any(|p| token.eq_ignore_ascii_case(p.as_bytes()) || is_lookalike(token, p))
+            || protected
+                .iter()
+                .map(AsRef::as_ref)
+                .any(|p| token.eq_ignore_ascii_case(p.as_bytes()) || is_lookalike(token, p))
     })
 }
 

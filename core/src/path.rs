@@ -101,14 +101,43 @@ impl std::error::Error for PathViolation {}
 pub fn check_request_target(raw: &str, strict: bool) -> Result<(), PathViolation> {
     // Before anything else: path_of_target stops at '#', so a fragment would
     // otherwise hide whatever follows it.
-    if raw.contains('#') {
+    if raw.as_bytes().contains(&b'#') {
         return Err(PathViolation::Fragment);
     }
     if raw == "*" {
         return Ok(());
     }
     let path = path_of_target(raw).ok_or(PathViolation::NotAPath)?;
+    if is_plain_path(path.as_bytes()) {
+        return Ok(());
+    }
     check_path(path.as_bytes(), strict)
+}
+
+/// The common case, decided in one pass: only unreserved characters and
+/// `/`, and no segment that is `.` or `..`. Such a path has nothing any
+/// rule looks at (no `%`, `;` or `\`), so it passes in both modes.
+fn is_plain_path(path: &[u8]) -> bool {
+    let mut segment_len = 0usize;
+    let mut segment_dots = 0usize;
+    for &b in path {
+        match b {
+            b'/' => {
+                if segment_len > 0 && segment_len == segment_dots && segment_len <= 2 {
+                    return false;
+                }
+                segment_len = 0;
+                segment_dots = 0;
+            }
+            b'.' => {
+                segment_len += 1;
+                segment_dots += 1;
+            }
+            b if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'~' => segment_len += 1,
+            _ => return false,
+        }
+    }
+    !(segment_len > 0 && segment_len == segment_dots && segment_len <= 2)
 }
 
 /// The path part of a request target (absolute-form -> its path, "" path -> "/"), without the query. None for "*" or unparseable.
@@ -127,7 +156,7 @@ pub fn path_of_target(raw: &str) -> Option<&str> {
             _ => return Some("/"),
         }
     };
-    let end = rest.find(['?', '#']).unwrap_or(rest.len());
+    let end = rest.bytes().position(|b| b == b'?' || b == b'#').unwrap_or(rest.len());
     rest.get(..end)
 }
 
@@ -311,6 +340,32 @@ impl Utf8Stream {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_fast_path_agrees_with_the_full_check() {
+        for path in [
+            "/",
+            "/app/index.html",
+            "/a/.../b",
+            "/a/.b",
+            "/a/b.",
+            "//x",
+            "/.",
+            "/..",
+            "/a/./b",
+            "/a/../b",
+            "/a/..",
+            "/-_~",
+        ] {
+            if super::is_plain_path(path.as_bytes()) {
+                assert_eq!(super::check_path(path.as_bytes(), true), Ok(()), "{path}");
+            }
+        }
+        assert!(super::is_plain_path(b"/app/index.html"));
+        for path in ["/.", "/..", "/a/./b", "/a/../b", "/a/..", "/a;b", "/a%2e", "/a\\b"] {
+            assert!(!super::is_plain_path(path.as_bytes()), "{path}");
+        }
+    }
+
     use super::*;
 
     const PAYLOADS: &str = include_str!("../../tests/data/strict-path-payloads.txt");

@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use twofactor_core::config::{DirConfig, ServerConfig};
 
-use crate::ffi::bindings::ap_conf_vector_t;
+use crate::ffi::bindings::{ap_conf_vector_t, apr_palloc, apr_pool_t};
 use crate::ffi::module;
 use crate::state::ServerState;
 
@@ -39,10 +39,28 @@ impl ServerConf {
     }
 }
 
-/// Per-directory record.
-#[derive(Default, Clone)]
+/// Per-directory record: plain data, allocated in Apache's pool with no
+/// cleanup (Apache creates and merges these on every request).
+#[derive(Default, Clone, Copy)]
 pub struct DirConf {
     pub parsed: DirConfig,
+}
+
+// apr_palloc aligns to 8 bytes.
+const _: () = assert!(std::mem::align_of::<DirConf>() <= 8);
+
+/// Copies `conf` into `pool`; it lives as long as the pool and needs no drop.
+pub fn dir_conf_in_pool(pool: *mut apr_pool_t, conf: DirConf) -> *mut c_void {
+    // SAFETY: `pool` is a live pool given to a create/merge callback;
+    // apr_palloc returns memory of the requested size, aligned to 8 bytes
+    // (checked above), or null.
+    unsafe {
+        let slot = apr_palloc(pool, std::mem::size_of::<DirConf>()) as *mut DirConf;
+        if !slot.is_null() {
+            slot.write(conf);
+        }
+        slot as *mut c_void
+    }
 }
 
 fn slot(vector: *mut ap_conf_vector_t) -> *mut c_void {

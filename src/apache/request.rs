@@ -140,9 +140,21 @@ impl<'r> Request<'r> {
 
     /// The TCP peer: the gateway, never what a header claims.
     pub fn peer_ip(&self) -> Option<IpAddr> {
-        // SAFETY: `connection` of a valid request is a valid conn_rec.
-        let ip = unsafe { (*self.rec().connection).client_ip };
-        self.string(ip).and_then(|s| s.parse::<IpAddr>().ok()).map(|ip| ip.to_canonical())
+        // SAFETY: `connection` of a valid request is a valid conn_rec; its
+        // client_addr is null or a valid apr_sockaddr_t whose ipaddr_ptr
+        // points at ipaddr_len bytes of address (4 or 16).
+        unsafe {
+            let addr = (*self.rec().connection).client_addr;
+            if addr.is_null() || (*addr).ipaddr_ptr.is_null() {
+                return None;
+            }
+            let bytes = (*addr).ipaddr_ptr as *const u8;
+            match (*addr).ipaddr_len {
+                4 => Some(IpAddr::from(*(bytes as *const [u8; 4]))),
+                16 => Some(IpAddr::from(*(bytes as *const [u8; 16])).to_canonical()),
+                _ => None,
+            }
+        }
     }
 
     /// The end user's address as Apache knows it (the peer, unless
@@ -168,24 +180,36 @@ impl<'r> Request<'r> {
         self.bytes(v)
     }
 
-    /// Every entry of a table, in order: `(name, value)`.
-    pub fn entries(&self, which: Table) -> impl Iterator<Item = (&'r [u8], &'r [u8])> + '_ {
+    fn raw_entries(&self, which: Table) -> &'r [apr_table_entry_t] {
         let t = self.table(which);
-        let entries: &'r [apr_table_entry_t] = if t.is_null() {
-            &[]
-        } else {
-            // SAFETY: an apr_table_t begins with its apr_array_header_t of
-            // apr_table_entry_t (the documented `apr_table_elts` macro).
-            unsafe {
-                let arr = &*(t as *const apr_array_header_t);
-                if arr.elts.is_null() || arr.nelts <= 0 {
-                    &[]
-                } else {
-                    std::slice::from_raw_parts(arr.elts as *const apr_table_entry_t, arr.nelts as usize)
-                }
+        if t.is_null() {
+            return &[];
+        }
+        // SAFETY: an apr_table_t begins with its apr_array_header_t of
+        // apr_table_entry_t (the documented `apr_table_elts` macro); the
+        // array lives in the request pool.
+        unsafe {
+            let arr = &*(t as *const apr_array_header_t);
+            if arr.elts.is_null() || arr.nelts <= 0 {
+                &[]
+            } else {
+                std::slice::from_raw_parts(arr.elts as *const apr_table_entry_t, arr.nelts as usize)
             }
-        };
-        entries.iter().filter_map(move |e| Some((self.bytes(e.key)?, self.bytes(e.val).unwrap_or_default())))
+        }
+    }
+
+    /// The name of every entry of a table, in order.
+    pub fn names(&self, which: Table) -> impl Iterator<Item = &'r [u8]> + '_ {
+        self.raw_entries(which).iter().filter_map(move |e| self.bytes(e.key))
+    }
+
+    /// Every value of the entries named `name` (case-insensitive), in order;
+    /// unlike `get`, it sees repeated entries.
+    pub fn values<'n>(&self, which: Table, name: &'n str) -> impl Iterator<Item = &'r [u8]> + use<'_, 'n, 'r> {
+        self.raw_entries(which).iter().filter_map(move |e| {
+            let key = self.bytes(e.key)?;
+            key.eq_ignore_ascii_case(name.as_bytes()).then(|| self.bytes(e.val).unwrap_or_default())
+        })
     }
 
     /// Removes every entry named `name` (case-insensitive).

@@ -67,7 +67,7 @@ pub unsafe extern "C" fn twofactor_merge_server_config(
 
 #[no_mangle]
 pub unsafe extern "C" fn twofactor_create_dir_config(pool: *mut apr_pool_t, _dir: *mut c_char) -> *mut c_void {
-    catch(|| into_pool(pool, DirConf::default())).unwrap_or(std::ptr::null_mut())
+    catch(|| conf::dir_conf_in_pool(pool, DirConf::default())).unwrap_or(std::ptr::null_mut())
 }
 
 #[no_mangle]
@@ -81,7 +81,7 @@ pub unsafe extern "C" fn twofactor_merge_dir_config(
         let (base, add) = unsafe { ((base as *const DirConf).as_ref(), (add as *const DirConf).as_ref()) };
         let empty = DirConfig::default();
         let merged = DirConfig::merge(base.map_or(&empty, |c| &c.parsed), add.map_or(&empty, |c| &c.parsed));
-        into_pool(pool, DirConf { parsed: merged })
+        conf::dir_conf_in_pool(pool, DirConf { parsed: merged })
     })
     .unwrap_or(std::ptr::null_mut())
 }

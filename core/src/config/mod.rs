@@ -149,7 +149,8 @@ impl Algorithm {
 }
 
 /// Per-directory settings (`<Location>`, `<Directory>`, and the server's defaults).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Plain data (`Copy`, nothing to drop): Apache merges these on every request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DirConfig {
     pub enabled: Option<bool>,
     pub strict_path: Option<bool>,
@@ -183,6 +184,15 @@ impl DirConfig {
 pub struct UsernamePattern {
     source: String,
     regex: regex::Regex,
+    /// The default pattern, checked byte by byte (every request runs it).
+    is_default: bool,
+}
+
+/// `TwoFactorUsernamePattern`'s default.
+pub const DEFAULT_USERNAME_PATTERN: &str = "^[A-Za-z0-9._@-]{1,64}$";
+
+fn default_username_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@' | b'-')
 }
 
 impl UsernamePattern {
@@ -193,10 +203,13 @@ impl UsernamePattern {
             .size_limit(1 << 20)
             .build()
             .map_err(|e| format!("must be a regular expression ({})", first_line(&e.to_string())))?;
-        Ok(UsernamePattern { source: source.to_string(), regex })
+        Ok(UsernamePattern { source: source.to_string(), regex, is_default: source == DEFAULT_USERNAME_PATTERN })
     }
 
     pub fn is_match(&self, value: &str) -> bool {
+        if self.is_default {
+            return (1..=64).contains(&value.len()) && value.bytes().all(default_username_byte);
+        }
         self.regex.is_match(value)
     }
 

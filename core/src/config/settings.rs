@@ -7,14 +7,13 @@ use std::time::Duration;
 use super::directives as d;
 use super::{
     Algorithm, ConfigError, EnrollmentProof, IpNet, LdapUrl, Method, Role, ServerConfig, SessionBinding, SmtpUrl,
-    UsernamePattern,
+    UsernamePattern, DEFAULT_USERNAME_PATTERN,
 };
 pub use crate::keys::Keys;
 use crate::secret::Secret;
 
 pub(super) const DEFAULT_MAX_AGE: Duration = Duration::from_secs(8 * 3600);
 const DEFAULT_USER_HEADER: &str = "X-Remote-User";
-const DEFAULT_USERNAME_PATTERN: &str = "^[A-Za-z0-9._@-]{1,64}$";
 const DEFAULT_COOKIE_NAME: &str = "TwoFactorSession";
 const DEFAULT_CHALLENGE_URL: &str = "/2fa";
 

@@ -317,3 +317,33 @@ fn attribute_mapping() {
     assert_eq!(s.attribute(Role::Totp), "extensionAttribute2");
     assert_eq!(s.attribute(Role::Recovery), "twoFactorRecovery");
 }
+
+#[test]
+fn the_default_username_pattern_fast_path_agrees_with_its_regex() {
+    let fast = UsernamePattern::new(DEFAULT_USERNAME_PATTERN).unwrap();
+    let slow = regex::Regex::new(DEFAULT_USERNAME_PATTERN).unwrap();
+    let long = "a".repeat(64);
+    let too_long = "a".repeat(65);
+    let samples = [
+        "alice",
+        "a",
+        "",
+        " alice",
+        "alice\n",
+        "al ice",
+        "al,ice",
+        "bob@example.org",
+        "x.y_z-1",
+        "é",
+        "a*",
+        long.as_str(),
+        too_long.as_str(),
+    ];
+    for s in samples {
+        assert_eq!(fast.is_match(s), slow.is_match(s), "{s:?}");
+    }
+    for b in 0u8..=255 {
+        let s = String::from_utf8_lossy(&[b]).into_owned();
+        assert_eq!(fast.is_match(&s), slow.is_match(&s), "byte {b}");
+    }
+}
