@@ -66,7 +66,25 @@ fn a_completion_lets_its_browser_in_and_no_other() {
     assert_eq!(Request::new("POST", "/app/").user("alice").body(b"x").send(port).status, 403);
     let log = s.protected.wait_for_error_log("event=challenge user=alice reason=no-completion");
     assert!(log.contains("event=challenge user=alice reason=no-session"), "{log}");
+    // `LogLevel twofactor:debug` (the test servers' level) shows each allow.
+    assert!(log.contains("[twofactor:debug]") && log.contains("event=allow user=alice source=directory"), "{log}");
     assert!(!log.contains(COOKIE), "a cookie value reached the log");
+}
+
+#[test]
+fn the_module_log_level_is_its_own() {
+    let s = Stack::start(StackOptions {
+        gateway: false,
+        apache: testkit::apache::ApacheOptions { log_level: "warn twofactor:info".into(), ..Default::default() },
+        ..StackOptions::default()
+    });
+    let port = s.protected.port;
+    store_completion(&s, "alice", "twoFactorCompletion", Presented::Cookie(COOKIE.as_bytes()), now(), now() + 3600);
+    assert_eq!(with_cookie("/app/", "alice", COOKIE).send(port).status, 200);
+    assert_eq!(Request::get("/app/").user("alice").browser().send(port).status, 303);
+    let log = s.protected.wait_for_error_log("[twofactor:info]");
+    assert!(log.contains("event=challenge user=alice"), "{log}");
+    assert!(!log.contains("event=allow"), "debug lines at LogLevel twofactor:info:\n{log}");
 }
 
 #[test]
