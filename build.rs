@@ -67,7 +67,7 @@ fn main() {
         .allowlist_function("ap_setup_client_block|ap_should_client_block|ap_get_client_block|ap_discard_request_body")
         .allowlist_function("apr_palloc|apr_pstrdup|apr_pstrmemdup|apr_pool_cleanup_register|apr_pool_cleanup_null")
         .allowlist_function("apr_table_get|apr_table_set|apr_table_setn|apr_table_unset|apr_table_add|apr_table_make")
-        .allowlist_var("OK|DECLINED|DONE|HTTP_.*|APLOG_.*|MODULE_MAGIC_.*|M_.*|AP_MODULE_FLAG_NONE|REQUEST_CHUNKED_ERROR|APR_SUCCESS")
+        .allowlist_var("OK|DECLINED|DONE|HTTP_.*|APLOG_.*|MODULE_MAGIC_.*|M_.*|AP_MODULE_FLAG_NONE|REQUEST_CHUNKED_DECHUNK|APR_SUCCESS")
         .allowlist_var("twofactor_cmds")
         .allowlist_function("twofactor_register_hooks")
         .derive_debug(false)

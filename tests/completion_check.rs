@@ -235,7 +235,7 @@ fn a_completion_made_through_one_server_is_honoured_by_another() {
         Request::get(&format!("/2fa/__test_complete?r={token}")).browser().header("Authorization", &auth).send(gw);
     assert_eq!(done.status, 303, "{}", done.text());
     assert_eq!(done.header("Location"), Some("/app/page?x=1"));
-    let set_cookie = done.header("Set-Cookie").expect("Set-Cookie").to_string();
+    let set_cookie = done.set_cookie("TwoFactorSession").expect("Set-Cookie").to_string();
     for attr in ["Path=/", "HttpOnly", "Secure", "SameSite=Lax"] {
         assert!(set_cookie.contains(attr), "{set_cookie}");
     }

@@ -51,7 +51,9 @@ fn every_method_without_a_completion() {
     }
     // The challenge page itself needs an identity, not a completion.
     assert_eq!(Request::get("/2fa/").user("alice").browser().send(port).status, 200);
-    assert_eq!(Request::new("POST", "/2fa/").user("alice").body(b"x=1").send(port).status, 200);
+    // Its forms need their CSRF token; the start page is read-only.
+    assert_eq!(Request::new("POST", "/2fa/totp").user("alice").body(b"code=123456").send(port).status, 403);
+    assert_eq!(Request::new("POST", "/2fa/").user("alice").body(b"x=1").send(port).status, 405);
 }
 
 /// `(expected with strict paths, expected without, target)` from the shared payload list.

@@ -55,7 +55,7 @@ fn status_and_revoke() {
 
     // A browser completes the challenge (test builds' success path).
     let done = Request::get("/2fa/__test_complete").user("alice").send(port);
-    let cookie = done.header("Set-Cookie").unwrap().split(';').next().unwrap().to_string();
+    let cookie = done.set_cookie("TwoFactorSession").unwrap().split(';').next().unwrap().to_string();
     let get = || Request::get("/app/").user("alice").browser().header("Cookie", &cookie).send(port).status;
     assert_eq!(get(), 200);
 

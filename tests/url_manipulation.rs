@@ -115,7 +115,7 @@ fn with_a_completion_the_same_content_is_served() {
     assert_eq!(first.status, 303);
     let token = first.header("Location").unwrap().split("r=").nth(1).unwrap().to_string();
     let done = Request::get(&format!("/2fa/__test_complete?r={token}")).header("Authorization", &auth).send(gw);
-    let cookie = done.header("Set-Cookie").unwrap().split(';').next().unwrap().to_string();
+    let cookie = done.set_cookie("TwoFactorSession").unwrap().split(';').next().unwrap().to_string();
     let get =
         |path: &str| Request::get(path).browser().header("Authorization", &auth).header("Cookie", &cookie).send(gw);
     assert!(get("/private/secret.html").text().contains(SECRET));

@@ -8,8 +8,9 @@ use crate::store::{Change, Directory, Lookup, StoreError};
 
 /// The auxiliary class of the project's schema.
 pub const OBJECT_CLASS: &str = "twoFactorUser";
-/// Attempts of the compare-and-swap write before giving up.
-const WRITE_ATTEMPTS: usize = 4;
+/// Attempts of the compare-and-swap write before giving up (each round of
+/// a race has a winner).
+const WRITE_ATTEMPTS: usize = 64;
 
 /// What the browser presented for `TwoFactorSessionBinding`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

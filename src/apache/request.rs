@@ -6,9 +6,10 @@ use std::net::IpAddr;
 use std::ptr::NonNull;
 
 use crate::ffi::bindings::{
-    ap_custom_response, ap_get_request_module_loglevel, ap_log_rerror_, ap_rwrite, ap_set_content_type,
-    apr_array_header_t, apr_pstrmemdup, apr_table_add, apr_table_entry_t, apr_table_get, apr_table_set, apr_table_setn,
-    apr_table_t, apr_table_unset, request_rec,
+    ap_custom_response, ap_get_client_block, ap_get_request_module_loglevel, ap_log_rerror_, ap_rwrite,
+    ap_set_content_type, ap_setup_client_block, ap_should_client_block, apr_array_header_t, apr_pstrmemdup,
+    apr_table_add, apr_table_entry_t, apr_table_get, apr_table_set, apr_table_setn, apr_table_t, apr_table_unset,
+    request_rec, REQUEST_CHUNKED_DECHUNK,
 };
 use crate::ffi::module;
 
@@ -286,6 +287,11 @@ impl<'r> Request<'r> {
         unsafe { ap_set_content_type(self.raw.as_ptr(), content_type.as_ptr()) }
     }
 
+    /// The status of the response a handler is about to write.
+    pub fn set_status(&mut self, status: c_int) {
+        self.rec_mut().status = status;
+    }
+
     pub fn header_only(&self) -> bool {
         self.rec().header_only != 0
     }
@@ -297,6 +303,37 @@ impl<'r> Request<'r> {
             let n = unsafe { ap_rwrite(chunk.as_ptr() as *const c_void, chunk.len() as c_int, self.raw.as_ptr()) };
             n >= 0
         })
+    }
+
+    /// Reads the request body, at most `limit` bytes. `Err` carries the
+    /// status to answer: 413 when it is larger, 400 when it cannot be read.
+    pub fn read_body(&mut self, limit: usize) -> Result<Vec<u8>, c_int> {
+        let r = self.raw.as_ptr();
+        // SAFETY: valid request; the body is read once, by this handler.
+        let status = unsafe { ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK as c_int) };
+        if status != 0 {
+            return Err(status);
+        }
+        // SAFETY: as above.
+        if unsafe { ap_should_client_block(r) } == 0 {
+            return Ok(Vec::new());
+        }
+        let mut body = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            // SAFETY: `buf` is writable for its length; Apache writes at most that.
+            let n = unsafe { ap_get_client_block(r, buf.as_mut_ptr() as *mut c_char, buf.len() as _) };
+            match n {
+                0 => return Ok(body),
+                n if n < 0 => return Err(400),
+                n => {
+                    body.extend_from_slice(&buf[..n as usize]);
+                    if body.len() > limit {
+                        return Err(413);
+                    }
+                }
+            }
+        }
     }
 
     /// Whether a message at `level` would be logged for this request:

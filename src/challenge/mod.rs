@@ -1,11 +1,32 @@
 //! The `twofactor-challenge` content handler: the pages end users see.
+//!
+//! Routes below `TwoFactorChallengeURL` (default `/2fa`):
+//! `GET /` start, `POST /totp`, `POST /email/send`, `POST /email`,
+//! `GET|POST /recovery`, `GET|POST /enroll`. Every POST carries a CSRF
+//! token bound to the user and to this browser's challenge nonce (a
+//! cookie scoped to the challenge path).
+
+mod email;
+mod enroll;
+mod pages;
+mod recovery;
+mod totp;
 
 use std::ffi::c_int;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use twofactor_core::cache::Hit;
 use twofactor_core::completion::{self, Presented};
-use twofactor_core::config::{DirConfig, SessionBinding};
-use twofactor_core::store::codec::Completion;
-use twofactor_core::{random, text, token};
+use twofactor_core::config::{DirConfig, Method, Role, SessionBinding};
+use twofactor_core::csrf::{self, Use};
+use twofactor_core::factors::lockout;
+use twofactor_core::keys::Keys;
+use twofactor_core::store::cas::{self, Decision};
+use twofactor_core::store::codec::{self as store_codec, Completion, Failures, LOCKED_UNTIL_UNLOCKED};
+use twofactor_core::store::{Directory, LdapDirectory, Lookup, StoreError, UserEntry};
+use twofactor_core::{admin, form, random, text, token};
 
 use crate::apache::log::{event, Level};
 use crate::apache::{Request, Table, DECLINED, OK};
@@ -13,9 +34,17 @@ use crate::enforce::{self, error_page, now, CHALLENGE_HANDLER};
 use crate::state::ServerState;
 
 const HTTP_SEE_OTHER: c_int = 303;
+const HTTP_BAD_REQUEST: c_int = 400;
+const HTTP_FORBIDDEN: c_int = 403;
 const HTTP_NOT_FOUND: c_int = 404;
+const HTTP_METHOD_NOT_ALLOWED: c_int = 405;
 const HTTP_INTERNAL_SERVER_ERROR: c_int = 500;
 const HTTP_SERVICE_UNAVAILABLE: c_int = 503;
+
+/// Largest form body accepted.
+const MAX_FORM_BYTES: usize = 16 * 1024;
+/// Life of a CSRF token (and so of a challenge page left open).
+const FORM_LIFETIME_SECS: u64 = 3600;
 
 pub fn handler(req: &mut Request<'_>) -> c_int {
     if req.handler() != Some(CHALLENGE_HANDLER.to_bytes()) {
@@ -29,104 +58,403 @@ pub fn handler(req: &mut Request<'_>) -> c_int {
         }
         Err(status) => return status,
     };
-    let on_challenge_path = std::str::from_utf8(req.uri()).is_ok_and(|uri| st.settings.is_challenge_path(uri));
-    if !on_challenge_path {
+    let Ok(uri) = std::str::from_utf8(req.uri()) else { return HTTP_NOT_FOUND };
+    if !st.settings.is_challenge_path(uri) {
         event!(req, Level::Error, "config-error", "reason" = "handler-outside-challenge-url");
         return HTTP_NOT_FOUND;
     }
+    let route = uri[st.settings.challenge_url.len()..].trim_end_matches('/').to_string();
     #[cfg(feature = "test-hooks")]
-    if req.uri().ends_with(b"/__panic") {
+    if route == "/__panic" {
         panic!("deliberate panic in the handler (test builds only)");
     }
     let status = enforce::ensure_verdict(req, st, true);
     if status != OK {
         return status;
     }
-    let user = req.user().unwrap_or("").to_string();
-    #[cfg(feature = "test-hooks")]
-    if req.uri().ends_with(b"/__test_complete") {
-        // Test builds only: the success path without a factor, so that the
-        // enforcement can be tested before the factors exist.
-        return complete(req, st, &user, "test");
-    }
-    let body = page(
-        "Second sign-in step",
-        &format!(
-            "<p>You are signed in at the gateway as <strong>{}</strong>.</p>\
-             <p>This site asks for a second factor before it opens.</p>",
-            text::html(&user)
-        ),
-    );
-    send_page(req, &body)
-}
-
-// Used by the test-only path until the factors' pages call it.
-#[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
-/// The end of a successful challenge: a fresh session cookie, the
-/// completion written to the directory (and this process's cache primed),
-/// and a 303 back to the path inside the verified return token.
-pub fn complete(req: &mut Request<'_>, st: &ServerState, user: &str, method: &str) -> c_int {
-    let s = &st.settings;
-    let (Some(keys), Some(directory)) = (&s.keys, &st.directory) else {
+    let (Some(keys), Some(directory)) = (&st.settings.keys, &st.directory) else {
+        event!(req, Level::Error, "internal-error", "reason" = "no-key-or-directory");
         return HTTP_INTERNAL_SERVER_ERROR;
     };
+    let Some((takes_get, takes_post)) = route_methods(&route) else { return HTTP_NOT_FOUND };
+    let post = req.method() == "POST";
+    let method_ok = if post { takes_post } else { takes_get && matches!(req.method(), "GET" | "HEAD") };
+    if !method_ok {
+        let allow = match (takes_get, takes_post) {
+            (true, true) => "GET, HEAD, POST",
+            (true, false) => "GET, HEAD",
+            _ => "POST",
+        };
+        req.set(Table::ErrOut, c"Allow", allow);
+        return HTTP_METHOD_NOT_ALLOWED;
+    }
+    let user = req.user().unwrap_or("").to_string();
+    let mut ctx = match Ctx::new(req, st, keys, directory, user, post) {
+        Ok(ctx) => ctx,
+        Err(status) => return status,
+    };
+    #[cfg(feature = "test-hooks")]
+    if route == "/__test_complete" {
+        // Test builds only: the success path without a factor, so that
+        // enforcement can be tested on its own.
+        return finish(req, &ctx, &ctx.user.clone(), "test");
+    }
+    match (post, route.as_str()) {
+        (false, "") => start(req, &mut ctx, None),
+        (true, "/totp") => totp::submit(req, &mut ctx),
+        (true, "/email/send") => email::send(req, &mut ctx),
+        (true, "/email") => email::submit(req, &mut ctx),
+        (false, "/recovery") => recovery::page(req, &mut ctx, None),
+        (true, "/recovery") => recovery::submit(req, &mut ctx),
+        (false, "/enroll") => enroll::page(req, &mut ctx),
+        (true, "/enroll") => enroll::submit(req, &mut ctx),
+        _ => HTTP_NOT_FOUND,
+    }
+}
+
+/// Which methods a route takes (GET/HEAD, POST); `None`: no such route.
+fn route_methods(route: &str) -> Option<(bool, bool)> {
+    match route {
+        "" => Some((true, false)),
+        "/recovery" | "/enroll" => Some((true, true)),
+        "/totp" | "/email/send" | "/email" => Some((false, true)),
+        #[cfg(feature = "test-hooks")]
+        "/__test_complete" => Some((true, true)),
+        _ => None,
+    }
+}
+
+/// What every step of the challenge needs.
+pub(crate) struct Ctx<'a> {
+    pub st: &'a ServerState,
+    pub keys: &'a Keys,
+    pub directory: &'a LdapDirectory,
+    /// The validated name from the gateway.
+    pub user: String,
+    /// This browser's challenge nonce (cookie `<TwoFactorCookieName>-nonce`).
+    pub nonce: String,
+    /// The raw return token (`r`), from the query or the form.
+    pub return_token: String,
+    /// The decoded form of a POST.
+    pub fields: Vec<(String, String)>,
+    pub now: u64,
+    /// The end user's address as the trusted gateway forwarded it.
+    pub end_user: Option<IpAddr>,
+    csrf: String,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(
+        req: &mut Request<'_>,
+        st: &'a ServerState,
+        keys: &'a Keys,
+        directory: &'a LdapDirectory,
+        user: String,
+        post: bool,
+    ) -> Result<Ctx<'a>, c_int> {
+        let now = now();
+        let nonce_cookie = format!("{}-nonce", st.settings.cookie_name);
+        let existing = req
+            .values(Table::In, "Cookie")
+            .find_map(|v| completion::find_cookie(v, &nonce_cookie))
+            .filter(|v| completion::is_plausible_cookie(v))
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .map(str::to_string);
+        let mut fields = Vec::new();
+        let return_token;
+        let nonce = if post {
+            let body = req.read_body(MAX_FORM_BYTES)?;
+            fields = match form::parse(&body) {
+                Some(fields) => fields,
+                None => {
+                    event!(req, Level::Warn, "deny", "reason" = "bad-form", "user" = user.as_str());
+                    return Err(HTTP_BAD_REQUEST);
+                }
+            };
+            return_token = form::single(&fields, "r").unwrap_or("").to_string();
+            let token = form::single(&fields, "csrf").unwrap_or("");
+            let nonce = existing.unwrap_or_default();
+            if !csrf::verify(keys, Use::Form, token, &user, &nonce, now) {
+                event!(req, Level::Warn, "deny", "reason" = "csrf", "user" = user.as_str());
+                send_page(
+                    req,
+                    HTTP_FORBIDDEN,
+                    &pages::message(
+                        "Please start again",
+                        "This form expired or did not come from this browser's sign-in page.",
+                        Some((&st.settings.challenge_url, "Start again")),
+                    ),
+                );
+                return Err(OK);
+            }
+            nonce
+        } else {
+            return_token = req
+                .args()
+                .and_then(|args| args.split('&').find_map(|pair| pair.strip_prefix("r=")))
+                .unwrap_or("")
+                .to_string();
+            match existing {
+                Some(nonce) => nonce,
+                None => {
+                    let nonce = random::token(32).map_err(|_| HTTP_INTERNAL_SERVER_ERROR)?;
+                    let cookie = format!(
+                        "{nonce_cookie}={nonce}; Path={}; HttpOnly; Secure; SameSite=Lax",
+                        st.settings.challenge_url
+                    );
+                    req.add(Table::ErrOut, c"Set-Cookie", &cookie);
+                    nonce
+                }
+            }
+        };
+        let csrf = csrf::issue(keys, Use::Form, &user, &nonce, now + FORM_LIFETIME_SECS);
+        let end_user = end_user_address(req);
+        Ok(Ctx { st, keys, directory, user, nonce, return_token, fields, now, end_user, csrf })
+    }
+
+    pub fn field(&self, name: &str) -> Option<&str> {
+        form::single(&self.fields, name)
+    }
+
+    pub fn form_base(&self) -> pages::FormBase<'_> {
+        pages::FormBase { base: &self.st.settings.challenge_url, csrf: &self.csrf, return_token: &self.return_token }
+    }
+
+    pub fn offers(&self, method: Method) -> bool {
+        self.st.settings.methods.contains(&method)
+    }
+
+    /// The user's entry with every state attribute and the mail attribute.
+    pub fn entry(&self, req: &mut Request<'_>) -> Result<UserEntry, c_int> {
+        let s = &self.st.settings;
+        let mut attrs: Vec<&str> = Role::ALL.iter().map(|r| s.attribute(*r)).collect();
+        attrs.push(&s.mail_attribute);
+        attrs.push("objectClass");
+        match self.directory.find_user(&self.user, &attrs) {
+            Ok(Lookup::Found(entry)) => Ok(entry),
+            Ok(Lookup::NotFound | Lookup::Ambiguous) => {
+                event!(req, Level::Warn, "deny", "reason" = "unknown-user", "user" = self.user.as_str());
+                send_page(
+                    req,
+                    HTTP_FORBIDDEN,
+                    &pages::message(
+                        "Account not set up",
+                        "Your account is not set up for the second sign-in step. Please contact your administrator.",
+                        None,
+                    ),
+                );
+                Err(OK)
+            }
+            Err(e) => Err(directory_trouble(req, self, &e)),
+        }
+    }
+
+    pub fn mail_address<'e>(&self, entry: &'e UserEntry) -> Option<&'e str> {
+        entry.values(&self.st.settings.mail_attribute).first().map(String::as_str).filter(|m| m.contains('@'))
+    }
+
+    pub fn locked_until(&self, entry: &UserEntry) -> Option<u64> {
+        store_codec::locked_until(entry.values(self.st.settings.attribute(Role::Failures)), self.now)
+    }
+
+    /// What the user may do besides the main form.
+    pub fn options(&self, entry: &UserEntry, enrolled: bool) -> pages::Options {
+        let s = &self.st.settings;
+        pages::Options {
+            email: self.offers(Method::Email) && s.smtp.is_some() && self.mail_address(entry).is_some(),
+            recovery: self.offers(Method::Recovery) && !entry.values(s.attribute(Role::Recovery)).is_empty(),
+            enroll: !enrolled && enroll::allowed_here(self),
+        }
+    }
+}
+
+/// The end user's address: mod_remoteip's, else the last `X-Forwarded-For`
+/// entry (the one the trusted gateway added), else the peer.
+fn end_user_address(req: &Request<'_>) -> Option<IpAddr> {
+    let peer = req.peer_ip();
+    let apache = req.client_ip().parse::<IpAddr>().ok().map(|ip| ip.to_canonical());
+    if apache.is_some() && apache != peer {
+        return apache;
+    }
+    let forwarded = req.values(Table::In, "X-Forwarded-For").last().and_then(|v| {
+        let text = std::str::from_utf8(v).ok()?;
+        text.rsplit(',').next()?.trim().parse::<IpAddr>().ok().map(|ip| ip.to_canonical())
+    });
+    forwarded.or(peer)
+}
+
+/// The start page: locked, the TOTP form, or the ways to get going.
+pub(crate) fn start(req: &mut Request<'_>, ctx: &mut Ctx<'_>, error: Option<&str>) -> c_int {
+    if !ctx.return_token.is_empty() && token::verify_return(ctx.keys, &ctx.return_token, &ctx.user, ctx.now).is_err() {
+        event!(req, Level::Info, "deny", "reason" = "bad-return-token", "user" = ctx.user.as_str());
+        return send_page(
+            req,
+            HTTP_BAD_REQUEST,
+            &pages::message(
+                "This sign-in link has expired",
+                "Go back to the application and open it again: you will come back here with a fresh link.",
+                Some(("/", "Go to the start page")),
+            ),
+        );
+    }
+    let entry = match ctx.entry(req) {
+        Ok(entry) => entry,
+        Err(status) => return status,
+    };
+    if let Some(until) = ctx.locked_until(&entry) {
+        return locked_page(req, until);
+    }
+    let enrolled = !entry.values(ctx.st.settings.attribute(Role::Totp)).is_empty();
+    let options = ctx.options(&entry, enrolled);
+    let mail = ctx.mail_address(&entry).map(mask_mail);
+    let body = if enrolled && ctx.offers(Method::Totp) {
+        pages::totp(&ctx.form_base(), &ctx.user, error, &options, mail.as_deref())
+    } else {
+        let needs_mail = enroll::needs_mail_proof(ctx, enrolled);
+        let options =
+            pages::Options { enroll: options.enroll && (!needs_mail || options_can_mail(ctx, &entry)), ..options };
+        pages::choose(&ctx.form_base(), &ctx.user, &options, needs_mail, mail.as_deref())
+    };
+    send_page(req, 200, &body)
+}
+
+fn options_can_mail(ctx: &Ctx<'_>, entry: &UserEntry) -> bool {
+    ctx.st.settings.smtp.is_some() && ctx.mail_address(entry).is_some()
+}
+
+/// `alice@example.org` -> `a***@example.org`: enough to recognise, not to harvest.
+fn mask_mail(mail: &str) -> String {
+    match mail.split_once('@') {
+        Some((local, domain)) => format!("{}***@{domain}", local.chars().next().unwrap_or('*')),
+        None => "***".into(),
+    }
+}
+
+pub(crate) fn locked_page(req: &mut Request<'_>, until: u64) -> c_int {
+    let when = (until != LOCKED_UNTIL_UNLOCKED).then(|| admin::iso8601(until).replace('T', " ").replace('Z', ""));
+    send_page(req, HTTP_FORBIDDEN, &pages::locked(when.as_deref()))
+}
+
+/// One more wrong code: counted atomically (parallel guesses all count);
+/// returns the new state.
+pub(crate) fn register_failure(
+    req: &mut Request<'_>,
+    ctx: &Ctx<'_>,
+    method: &str,
+    reason: &str,
+) -> Result<Failures, c_int> {
+    let s = &ctx.st.settings;
+    let attr = s.attribute(Role::Failures);
+    let now = ctx.now;
+    let result = cas::update(ctx.directory, &ctx.user, attr, &[], |_, current| {
+        let previous = current.and_then(Failures::decode);
+        let next = lockout::after_failure(previous.as_ref(), now, s.max_attempts, s.auto_unlock);
+        let newly_locked = next.is_locked(now) && !previous.is_some_and(|p| p.is_locked(now));
+        Decision::Write(Some(next.encode()), (next, newly_locked))
+    });
+    match result {
+        Ok((failures, newly_locked)) => {
+            let event_name = format!("{method}-fail");
+            event!(
+                req,
+                Level::Warn,
+                &event_name,
+                "user" = ctx.user.as_str(),
+                "reason" = reason,
+                "failures" = failures.count
+            );
+            if newly_locked {
+                let until = failures.locked_until.unwrap_or(LOCKED_UNTIL_UNLOCKED);
+                event!(req, Level::Warn, "locked", "user" = ctx.user.as_str(), "until" = until);
+            }
+            Ok(failures)
+        }
+        Err(e) => Err(directory_trouble(req, ctx, &e)),
+    }
+}
+
+/// The page after a wrong code: the lock, or the form again with the attempts left.
+pub(crate) fn after_wrong_code(failures: &Failures, ctx: &Ctx<'_>) -> Result<String, u64> {
+    if let Some(until) = failures.locked_until.filter(|_| failures.is_locked(ctx.now)) {
+        return Err(until);
+    }
+    let left = lockout::attempts_left(failures, ctx.st.settings.max_attempts);
+    Ok(format!("That code is not right. {left} attempt(s) left before the account locks."))
+}
+
+/// Success: failures reset, the completion recorded (fresh session cookie,
+/// directory, this process's cache), and a 303 back to the original path.
+pub(crate) fn finish(req: &mut Request<'_>, ctx: &Ctx<'_>, canonical: &str, method: &str) -> c_int {
+    match record_success(req, ctx, canonical, method) {
+        Ok(target) => {
+            req.set(Table::ErrOut, c"Location", &target);
+            req.set(Table::ErrOut, c"Cache-Control", "no-store");
+            HTTP_SEE_OTHER
+        }
+        Err(status) => status,
+    }
+}
+
+/// The bookkeeping of a success; returns where to send the user.
+pub(crate) fn record_success(
+    req: &mut Request<'_>,
+    ctx: &Ctx<'_>,
+    canonical: &str,
+    method: &str,
+) -> Result<String, c_int> {
+    let s = &ctx.st.settings;
+    let reset = cas::update(ctx.directory, &ctx.user, s.attribute(Role::Failures), &[], |_, current| match current {
+        Some(_) => Decision::Write(None, ()),
+        None => Decision::Keep(()),
+    });
+    if let Err(e) = reset {
+        return Err(directory_trouble(req, ctx, &e));
+    }
     let cookie = match s.session_binding {
-        SessionBinding::Cookie => match random::token(32) {
-            Ok(value) => Some(value),
-            Err(_) => return HTTP_INTERNAL_SERVER_ERROR,
-        },
+        SessionBinding::Cookie => Some(random::token(32).map_err(|_| HTTP_INTERNAL_SERVER_ERROR)?),
         _ => None,
     };
-    let session_header = st.session_header.as_deref().and_then(|h| req.get(Table::In, h)).map(<[u8]>::to_vec);
-    let presented = match (s.session_binding, &cookie, &session_header) {
-        (SessionBinding::Cookie, Some(c), _) => Presented::Cookie(c.as_bytes()),
-        (SessionBinding::Header, _, Some(id)) if !id.is_empty() => Presented::GatewaySession(id),
-        (SessionBinding::None, _, _) => Presented::Anywhere,
+    let session_header =
+        ctx.st.session_header.as_deref().and_then(|h| req.get(Table::In, h)).map(<[u8]>::to_vec).unwrap_or_default();
+    let presented = match (s.session_binding, &cookie) {
+        (SessionBinding::Cookie, Some(c)) => Presented::Cookie(c.as_bytes()),
+        (SessionBinding::Header, _) if !session_header.is_empty() => Presented::GatewaySession(&session_header),
+        (SessionBinding::None, _) => Presented::Anywhere,
         _ => {
-            event!(req, Level::Warn, "deny", "reason" = "no-gateway-session", "user" = user);
-            error_page(req, 400, "Bad request", "The sign-in gateway sent no session id.");
-            return 400;
+            event!(req, Level::Warn, "deny", "reason" = "no-gateway-session", "user" = canonical);
+            error_page(req, HTTP_BAD_REQUEST, "Bad request", "The sign-in gateway sent no session id.");
+            return Err(HTTP_BAD_REQUEST);
         }
     };
     // The expiry is the challenge location's TwoFactorMaxAge; a protected
     // location with a shorter one asks again sooner.
     let lifetime = req.dir_conf().map_or_else(|| DirConfig::default().max_age(), |d| d.parsed.max_age()).as_secs();
-    let now = now();
     let new = Completion {
-        bound: presented.bound(keys),
-        issued: now,
-        expires: now.saturating_add(lifetime),
+        bound: presented.bound(ctx.keys),
+        issued: ctx.now,
+        expires: ctx.now.saturating_add(lifetime),
         method: method.into(),
     };
-    if let Err(e) = completion::record(directory, s, user, &new) {
-        event!(
-            req,
-            Level::Error,
-            "ldap-error",
-            "reason" = e.reason(),
-            "detail" = text::log_field(e.to_string().as_bytes(), 300),
-            "user" = user
-        );
-        error_page(
-            req,
-            HTTP_SERVICE_UNAVAILABLE,
-            "Sign-in temporarily unavailable",
-            "Your code was right, but it could not be recorded. Please try again in a minute.",
-        );
-        return HTTP_SERVICE_UNAVAILABLE;
+    if let Err(e) = completion::record(ctx.directory, s, canonical, &new) {
+        return Err(directory_trouble(req, ctx, &e));
     }
+    let hit = Hit { canonical: Arc::from(canonical), issued: new.issued };
+    ctx.st.cache.put(presented.cache_key(canonical), hit, Duration::from_secs(lifetime), Instant::now());
     if let Some(value) = &cookie {
         let header = format!("{}={value}; Path=/; HttpOnly; Secure; SameSite=Lax", s.cookie_name);
         req.add(Table::ErrOut, c"Set-Cookie", &header);
     }
-    let target = return_target(req, st, user);
-    event!(req, Level::Info, method_event(method), "user" = user, "return" = text::log_field(target.as_bytes(), 200));
-    req.set(Table::ErrOut, c"Location", &target);
-    req.set(Table::ErrOut, c"Cache-Control", "no-store");
-    HTTP_SEE_OTHER
+    let target = return_target(req, ctx);
+    event!(
+        req,
+        Level::Info,
+        method_event(method),
+        "user" = canonical,
+        "return" = text::log_field(target.as_bytes(), 200)
+    );
+    Ok(target)
 }
 
-#[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
 fn method_event(method: &str) -> &'static str {
     match method {
         "totp" => "totp-ok",
@@ -137,23 +465,57 @@ fn method_event(method: &str) -> &'static str {
     }
 }
 
-#[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
-/// The path inside the request's verified return token (`r=`), else "/".
-fn return_target(req: &Request<'_>, st: &ServerState, user: &str) -> String {
-    let Some(keys) = &st.settings.keys else { return "/".into() };
-    let token_value = req.args().and_then(|args| args.split('&').find_map(|pair| pair.strip_prefix("r=")));
-    match token_value.map(|t| token::verify_return(keys, t, user, now())) {
-        Some(Ok(path)) => path,
-        Some(Err(e)) => {
-            event!(req, Level::Info, "deny", "reason" = "bad-return-token", "detail" = e.as_str(), "user" = user);
+/// The path inside the verified return token, else "/".
+fn return_target(req: &Request<'_>, ctx: &Ctx<'_>) -> String {
+    if ctx.return_token.is_empty() {
+        return "/".into();
+    }
+    match token::verify_return(ctx.keys, &ctx.return_token, &ctx.user, ctx.now) {
+        Ok(path) => path,
+        Err(e) => {
+            event!(
+                req,
+                Level::Info,
+                "deny",
+                "reason" = "bad-return-token",
+                "detail" = e.as_str(),
+                "user" = ctx.user.as_str()
+            );
             "/".into()
         }
-        None => "/".into(),
     }
 }
 
-fn send_page(req: &mut Request<'_>, body: &str) -> c_int {
+/// The directory failed: one log line (summarised) and a clear page.
+pub(crate) fn directory_trouble(req: &mut Request<'_>, ctx: &Ctx<'_>, e: &StoreError) -> c_int {
+    if let Some(repeats) = ctx.st.should_log_error(e.reason(), Instant::now()) {
+        event!(
+            req,
+            Level::Error,
+            "ldap-error",
+            "reason" = e.reason(),
+            "detail" = text::log_field(e.to_string().as_bytes(), 300),
+            "repeated" = repeats,
+            "user" = ctx.user.as_str()
+        );
+    }
+    req.set(Table::ErrOut, c"Retry-After", "30");
+    send_page(
+        req,
+        HTTP_SERVICE_UNAVAILABLE,
+        &pages::message(
+            "Sign-in temporarily unavailable",
+            "The second sign-in step cannot reach its directory right now. Please try again in a minute.",
+            None,
+        ),
+    );
+    OK
+}
+
+/// Sends a page with `status` (the handler then returns OK).
+pub(crate) fn send_page(req: &mut Request<'_>, status: c_int, body: &str) -> c_int {
     security_headers(req);
+    req.set_status(status);
     req.set_content_type(c"text/html; charset=utf-8");
     if !req.header_only() {
         req.write(body.as_bytes());
@@ -175,15 +537,4 @@ fn security_headers(req: &mut Request<'_>) {
     ] {
         req.set(Table::ErrOut, name, value);
     }
-}
-
-fn page(title: &str, body: &str) -> String {
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title}</title>\
-         <style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:2rem auto;padding:0 1rem;line-height:1.5}}</style>\
-         </head><body><main><h1>{title}</h1>{body}</main></body></html>\n",
-        title = text::html(title),
-    )
 }

@@ -36,6 +36,11 @@ impl Response {
         self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
     }
 
+    /// The `Set-Cookie` header that sets cookie `name`, whole.
+    pub fn set_cookie(&self, name: &str) -> Option<&str> {
+        self.header_all("Set-Cookie").into_iter().find(|v| v.starts_with(&format!("{name}=")))
+    }
+
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }

@@ -7,8 +7,10 @@ use std::path::PathBuf;
 
 pub mod apache;
 pub mod backend;
+pub mod browser;
 pub mod http;
 pub mod process;
+pub mod session;
 pub mod slapd;
 pub mod smtp;
 pub mod stack;

@@ -1,6 +1,7 @@
 //! The directory: where every piece of state lives, so that any number of
 //! Apache servers share it and replication carries it between sites.
 
+pub mod cas;
 pub mod codec;
 pub mod escape;
 mod ldap;

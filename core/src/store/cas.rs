@@ -1,0 +1,59 @@
+//! Compare-and-swap updates of single-valued state attributes: one modify
+//! that deletes the value that was read and adds the new one, so that of
+//! two concurrent writers exactly one succeeds; the loser reads again.
+
+use super::{Change, Directory, Lookup, StoreError, UserEntry};
+
+/// Attempts before giving up on a busy attribute: each round of a race
+/// has a winner, so this bounds how many writers can collide at once.
+const ATTEMPTS: usize = 64;
+
+/// What to do with the value read.
+pub enum Decision<T> {
+    /// Replace the value read with this one (`None` removes it).
+    Write(Option<String>, T),
+    /// Leave it as it is.
+    Keep(T),
+}
+
+/// Reads `user`'s entry (with `attr` and `also`), lets `decide` look at the
+/// current value of `attr`, and writes its decision atomically. `decide`
+/// may run more than once (after a lost race) and must be pure.
+pub fn update<T>(
+    directory: &dyn Directory,
+    user: &str,
+    attr: &str,
+    also: &[&str],
+    mut decide: impl FnMut(&UserEntry, Option<&str>) -> Decision<T>,
+) -> Result<T, StoreError> {
+    let mut wanted = vec![attr];
+    wanted.extend_from_slice(also);
+    for _ in 0..ATTEMPTS {
+        let entry = match directory.find_user(user, &wanted)? {
+            Lookup::Found(entry) => entry,
+            _ => return Err(StoreError::Refused("no single entry for this user".into())),
+        };
+        let current = entry.values(attr).first().cloned();
+        match decide(&entry, current.as_deref()) {
+            Decision::Keep(result) => return Ok(result),
+            Decision::Write(new, result) => {
+                let mut changes = Vec::with_capacity(2);
+                if let Some(old) = &current {
+                    changes.push(Change::Delete(attr.into(), vec![old.clone()]));
+                }
+                if let Some(new) = new {
+                    changes.push(Change::Add(attr.into(), vec![new]));
+                }
+                if changes.is_empty() {
+                    return Ok(result);
+                }
+                match directory.modify(&entry.dn, &changes) {
+                    Ok(()) => return Ok(result),
+                    Err(StoreError::Conflict) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+    Err(StoreError::Conflict)
+}

@@ -1,0 +1,171 @@
+//! Emailed passcodes: `POST /email/send` (purpose `login` or `enroll`) and
+//! `POST /email`.
+
+use std::ffi::c_int;
+use std::time::Duration;
+
+use twofactor_core::config::{Method, Role};
+use twofactor_core::csrf::{self, Use};
+use twofactor_core::factors::{self, email::EmailCode};
+use twofactor_core::mail::{Mailer, SmtpMailer};
+use twofactor_core::store::cas::{self, Decision};
+use twofactor_core::store::{Change, Directory, StoreError};
+
+use super::{pages, send_page, Ctx};
+use crate::apache::log::{event, Level};
+use crate::apache::Request;
+
+/// Limit of one SMTP conversation.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
+const HTTP_SERVICE_UNAVAILABLE: c_int = 503;
+
+/// Why the passcode is wanted.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Login,
+    Enroll,
+}
+
+impl Purpose {
+    fn parse(value: Option<&str>) -> Purpose {
+        if value == Some("enroll") {
+            Purpose::Enroll
+        } else {
+            Purpose::Login
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Login => "login",
+            Purpose::Enroll => "enroll",
+        }
+    }
+
+    /// Whether mail may be used for this purpose here.
+    fn allowed(self, ctx: &Ctx<'_>) -> bool {
+        match self {
+            Purpose::Login => ctx.offers(Method::Email),
+            Purpose::Enroll => super::enroll::allowed_here(ctx),
+        }
+    }
+}
+
+pub fn send(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
+    let purpose = Purpose::parse(ctx.field("purpose"));
+    let entry = match ctx.entry(req) {
+        Ok(entry) => entry,
+        Err(status) => return status,
+    };
+    if let Some(until) = ctx.locked_until(&entry) {
+        return super::locked_page(req, until);
+    }
+    let (Some(smtp), Some(to), true) = (&ctx.st.settings.smtp, ctx.mail_address(&entry), purpose.allowed(ctx)) else {
+        return super::start(req, ctx, Some("A code cannot be sent by mail for this account."));
+    };
+    let s = &ctx.st.settings;
+    let code = match factors::random_digits(factors::email::DIGITS) {
+        Ok(code) => code,
+        Err(_) => return 500,
+    };
+    let (keys, user, now) = (ctx.keys, ctx.user.clone(), ctx.now);
+    let ttl = s.email_code_ttl.as_secs();
+    let interval = s.email_resend_interval.as_secs();
+    let stored = cas::update(ctx.directory, &user, s.attribute(Role::EmailCode), &[], |_, current| {
+        let wait = current.and_then(EmailCode::decode).map_or(0, |c| c.resend_wait(now, interval));
+        if wait > 0 {
+            return Decision::Keep(Err(wait));
+        }
+        let value = EmailCode::new(keys, &user, &code, now, ttl).encode();
+        Decision::Write(Some(value.clone()), Ok(value))
+    });
+    let value = match stored {
+        Ok(Ok(value)) => value,
+        Ok(Err(wait)) => {
+            // Throttled: no mail; the form for the code already sent.
+            event!(req, Level::Info, "email-throttled", "user" = ctx.user.as_str(), "wait" = wait);
+            let notice = format!("A code was sent moments ago. You can ask for a new one in {wait} seconds.");
+            return send_page(req, 200, &pages::email_code(&ctx.form_base(), purpose.as_str(), Some(&notice), None));
+        }
+        Err(e) => return super::directory_trouble(req, ctx, &e),
+    };
+    let (subject, body) = factors::email::message(&s.totp_issuer, &code, ttl.div_ceil(60));
+    if let Err(e) = SmtpMailer::new(smtp, SMTP_TIMEOUT).send(to, &subject, &body) {
+        event!(
+            req,
+            Level::Error,
+            "smtp-error",
+            "user" = ctx.user.as_str(),
+            "detail" = twofactor_core::text::log_field(e.as_bytes(), 300)
+        );
+        // The code never reached the user: withdraw it, so that the resend
+        // throttle does not hold them back.
+        let _ = ctx.directory.modify(&entry.dn, &[Change::Delete(s.attribute(Role::EmailCode).into(), vec![value])]);
+        return send_page(
+            req,
+            HTTP_SERVICE_UNAVAILABLE,
+            &pages::message(
+                "Mail could not be sent",
+                "The sign-in service cannot send mail right now. Please try again in a few minutes, or use another way.",
+                Some((&s.challenge_url, "Back")),
+            ),
+        );
+    }
+    event!(req, Level::Info, "email-sent", "user" = ctx.user.as_str(), "purpose" = purpose.as_str());
+    send_page(req, 200, &pages::email_code(&ctx.form_base(), purpose.as_str(), None, None))
+}
+
+pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
+    let purpose = Purpose::parse(ctx.field("purpose"));
+    let code = ctx.field("code").unwrap_or("").to_string();
+    let entry = match ctx.entry(req) {
+        Ok(entry) => entry,
+        Err(status) => return status,
+    };
+    if let Some(until) = ctx.locked_until(&entry) {
+        return super::locked_page(req, until);
+    }
+    if !purpose.allowed(ctx) {
+        return super::start(req, ctx, Some("Codes by mail are not offered here."));
+    }
+    let attr = ctx.st.settings.attribute(Role::EmailCode);
+    let stored = entry.values(attr).first().cloned();
+    let matched =
+        stored.as_deref().and_then(EmailCode::decode).is_some_and(|c| c.matches(ctx.keys, &ctx.user, &code, ctx.now));
+    if matched {
+        // Single use: of two submissions of one code, one deletes it.
+        let value = stored.clone().unwrap_or_default();
+        match ctx.directory.modify(&entry.dn, &[Change::Delete(attr.into(), vec![value])]) {
+            Ok(()) => return accepted(req, ctx, purpose, &entry.username),
+            Err(StoreError::Conflict) => {}
+            Err(e) => return super::directory_trouble(req, ctx, &e),
+        }
+    }
+    let failures = match super::register_failure(req, ctx, "email", if stored.is_none() { "no-code" } else { "wrong" })
+    {
+        Ok(f) => f,
+        Err(status) => return status,
+    };
+    match super::after_wrong_code(&failures, ctx) {
+        Ok(message) => {
+            let message = if stored.is_none() {
+                "That code has expired or was already used. Ask for a new one."
+            } else {
+                &message
+            };
+            send_page(req, 200, &pages::email_code(&ctx.form_base(), purpose.as_str(), None, Some(message)))
+        }
+        Err(until) => super::locked_page(req, until),
+    }
+}
+
+fn accepted(req: &mut Request<'_>, ctx: &mut Ctx<'_>, purpose: Purpose, canonical: &str) -> c_int {
+    match purpose {
+        Purpose::Login => super::finish(req, ctx, canonical, "email"),
+        Purpose::Enroll => {
+            event!(req, Level::Info, "email-ok", "user" = canonical, "purpose" = "enroll");
+            let proof = csrf::issue(ctx.keys, Use::EnrollProof, &ctx.user, &ctx.nonce, ctx.now + 900);
+            super::enroll::show(req, ctx, &proof)
+        }
+    }
+}

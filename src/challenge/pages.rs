@@ -1,0 +1,248 @@
+//! The challenge pages: plain HTML forms that work without JavaScript,
+//! readable on a phone. Every value from outside goes through `text::html`.
+
+use twofactor_core::text::html;
+
+/// Hidden fields every form carries: the CSRF token and the return token.
+pub struct FormBase<'a> {
+    /// `TwoFactorChallengeURL` without its trailing slash.
+    pub base: &'a str,
+    pub csrf: &'a str,
+    pub return_token: &'a str,
+}
+
+impl FormBase<'_> {
+    fn open(&self, action: &str) -> String {
+        format!(
+            "<form method=\"post\" action=\"{base}/{action}\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <input type=\"hidden\" name=\"r\" value=\"{r}\">",
+            base = html(self.base),
+            csrf = html(self.csrf),
+            r = html(self.return_token),
+        )
+    }
+
+    /// A link to a page of the challenge, keeping the return token.
+    pub fn link(&self, page: &str) -> String {
+        format!("{}/{page}?r={}", html(self.base), html(&twofactor_core::form::encode(self.return_token)))
+    }
+}
+
+/// The code input: named `code`, for one-time codes, numeric keyboard.
+fn code_input(label: &str, numeric: bool) -> String {
+    let mode = if numeric { " inputmode=\"numeric\" pattern=\"[0-9 ]*\"" } else { "" };
+    format!(
+        "<label for=\"code\">{}</label>\
+         <input id=\"code\" name=\"code\" type=\"text\" autocomplete=\"one-time-code\"{mode} required autofocus \
+         spellcheck=\"false\" autocapitalize=\"off\">",
+        html(label)
+    )
+}
+
+/// A whole page around `body` (already HTML).
+pub fn layout(title: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title}</title><style>{STYLE}</style></head>\
+         <body><main><h1>{title}</h1>{body}</main></body></html>\n",
+        title = html(title),
+    )
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:30rem;margin:1.5rem auto;padding:0 1rem;\
+line-height:1.5;color:#1b1b1b}h1{font-size:1.5rem}label{display:block;margin:1rem 0 .25rem;font-weight:600}\
+input[type=text]{font-size:1.4rem;padding:.5rem;width:100%;box-sizing:border-box;letter-spacing:.1em}\
+button{font-size:1.1rem;padding:.6rem 1.2rem;margin-top:1rem;cursor:pointer}\
+.error{border-left:4px solid #b00020;padding:.5rem 1rem;background:#fdecee}\
+.note{color:#444;font-size:.95rem}.secret{font-family:monospace;font-size:1.2rem;word-break:break-all}\
+.codes{font-family:monospace;font-size:1.2rem;columns:2}svg{width:100%;max-width:16rem;height:auto}\
+.other{margin-top:2rem;border-top:1px solid #ddd;padding-top:1rem}";
+
+/// An error or notice box; `role=alert` so screen readers announce it.
+pub fn alert(message: &str) -> String {
+    format!("<p class=\"error\" role=\"alert\">{}</p>", html(message))
+}
+
+/// What a user can do instead of (or besides) the main form.
+#[derive(Clone, Copy)]
+pub struct Options {
+    pub email: bool,
+    pub recovery: bool,
+    pub enroll: bool,
+}
+
+fn other_ways(f: &FormBase<'_>, options: &Options, mail_hint: Option<&str>) -> String {
+    let mut out = String::new();
+    if options.email {
+        let hint = mail_hint.map(|m| format!(" to {}", html(m))).unwrap_or_default();
+        out.push_str(&format!(
+            "{}<input type=\"hidden\" name=\"purpose\" value=\"login\">\
+             <button type=\"submit\">Email me a code{hint}</button></form>",
+            f.open("email/send")
+        ));
+    }
+    if options.recovery {
+        out.push_str(&format!("<p><a href=\"{}\">Use a recovery code</a></p>", f.link("recovery")));
+    }
+    if options.enroll {
+        out.push_str(&format!("<p><a href=\"{}\">Set up a new authenticator app or token</a></p>", f.link("enroll")));
+    }
+    if out.is_empty() {
+        return out;
+    }
+    format!("<div class=\"other\"><h2>Other ways</h2>{out}</div>")
+}
+
+/// The TOTP code form of an enrolled user.
+pub fn totp(f: &FormBase<'_>, user: &str, error: Option<&str>, options: &Options, mail_hint: Option<&str>) -> String {
+    let body = format!(
+        "<p>Signed in at the gateway as <strong>{user}</strong>. Enter the code shown by your authenticator app \
+         or hardware token.</p>{error}{form}{input}<button type=\"submit\">Verify</button></form>{others}",
+        user = html(user),
+        error = error.map(alert).unwrap_or_default(),
+        form = f.open("totp"),
+        input = code_input("Code", true),
+        others = other_ways(f, options, mail_hint),
+    );
+    layout("Second sign-in step", &body)
+}
+
+/// For a user without a TOTP secret: the ways that are open.
+pub fn choose(
+    f: &FormBase<'_>,
+    user: &str,
+    options: &Options,
+    enroll_needs_mail: bool,
+    mail_hint: Option<&str>,
+) -> String {
+    let mut body = format!("<p>Signed in at the gateway as <strong>{}</strong>.</p>", html(user));
+    if options.enroll && enroll_needs_mail {
+        body.push_str(&format!(
+            "<p>To set up an authenticator app or a hardware token, first prove that you can read your mail.</p>\
+             {}<input type=\"hidden\" name=\"purpose\" value=\"enroll\">\
+             <button type=\"submit\">Email me a code to start</button></form>",
+            f.open("email/send")
+        ));
+    } else if options.enroll {
+        body.push_str(&format!(
+            "<p><a href=\"{}\">Set up an authenticator app or a hardware token</a></p>",
+            f.link("enroll")
+        ));
+    }
+    let rest = Options { enroll: false, ..*options };
+    body.push_str(&other_ways(f, &rest, mail_hint));
+    if !options.email && !options.recovery && !options.enroll {
+        body.push_str(&alert(
+            "No second factor is set up for your account, and none can be set up from here. \
+             Please contact your administrator.",
+        ));
+    }
+    layout("Second sign-in step", &body)
+}
+
+/// The form for an emailed passcode (after it was sent).
+pub fn email_code(f: &FormBase<'_>, purpose: &str, notice: Option<&str>, error: Option<&str>) -> String {
+    let body = format!(
+        "{notice}{error}<p>We sent a code to your mail address. It is valid for a few minutes and works once.</p>\
+         {form}<input type=\"hidden\" name=\"purpose\" value=\"{purpose}\">{input}\
+         <button type=\"submit\">Verify</button></form>\
+         {resend}<input type=\"hidden\" name=\"purpose\" value=\"{purpose}\">\
+         <button type=\"submit\">Send a new code</button></form>",
+        notice = notice.map(|n| format!("<p class=\"note\" role=\"status\">{}</p>", html(n))).unwrap_or_default(),
+        error = error.map(alert).unwrap_or_default(),
+        form = f.open("email"),
+        purpose = html(purpose),
+        input = code_input("Code from the mail", true),
+        resend = f.open("email/send"),
+    );
+    layout("Check your mail", &body)
+}
+
+pub fn recovery(f: &FormBase<'_>, error: Option<&str>) -> String {
+    let body = format!(
+        "<p>Enter one of the recovery codes you saved when you set up your second factor. Each code works once.</p>\
+         {error}{form}{input}<button type=\"submit\">Verify</button></form>\
+         <p><a href=\"{back}\">Back</a></p>",
+        error = error.map(alert).unwrap_or_default(),
+        form = f.open("recovery"),
+        input = code_input("Recovery code", false),
+        back = f.link(""),
+    );
+    layout("Recovery code", &body)
+}
+
+/// What the enrollment page shows.
+pub struct Enrollment<'a> {
+    pub qr_svg: &'a str,
+    pub secret_base32: &'a str,
+    pub issuer: &'a str,
+    pub account: &'a str,
+    pub algorithm: &'a str,
+    pub digits: u32,
+    pub period: u32,
+    pub pending: &'a str,
+    pub proof: &'a str,
+    pub registration_message: Option<&'a str>,
+}
+
+pub fn enroll(f: &FormBase<'_>, e: &Enrollment<'_>, error: Option<&str>) -> String {
+    let message = e.registration_message.map(|m| format!("<p class=\"note\">{}</p>", html(m))).unwrap_or_default();
+    let body = format!(
+        "{message}{error}<p>Scan this code with your authenticator app, or enter the secret by hand \
+         (hardware tokens: program it with the token's tool).</p>{svg}\
+         <p>Secret: <span class=\"secret\" id=\"secret\">{secret}</span></p>\
+         <p class=\"note\">Account {account} at {issuer}; {algorithm}, {digits} digits, every {period} seconds. \
+         A hardware token's profile title holds at most 12 ASCII characters.</p>\
+         <p class=\"note\">This secret is shown once. Nothing is saved until you enter a first code.</p>\
+         {form}<input type=\"hidden\" name=\"pending\" value=\"{pending}\">\
+         <input type=\"hidden\" name=\"proof\" value=\"{proof}\">{input}\
+         <button type=\"submit\">Confirm</button></form>",
+        error = error.map(alert).unwrap_or_default(),
+        svg = e.qr_svg,
+        secret = html(e.secret_base32),
+        account = html(e.account),
+        issuer = html(e.issuer),
+        algorithm = html(e.algorithm),
+        digits = e.digits,
+        period = e.period,
+        form = f.open("enroll"),
+        pending = html(e.pending),
+        proof = html(e.proof),
+        input = code_input("First code from the app or token", true),
+    );
+    layout("Set up your second factor", &body)
+}
+
+/// After enrollment: the recovery codes, once, and the way on.
+pub fn enrolled(codes: &[String], continue_to: &str) -> String {
+    let list = if codes.is_empty() {
+        String::new()
+    } else {
+        let items: String = codes.iter().map(|c| format!("<li>{}</li>", html(c))).collect();
+        format!(
+            "<p>Save these recovery codes somewhere safe. Each one lets you in once if you lose your app or token. \
+             They are shown only now.</p><ol class=\"codes\" id=\"recovery-codes\">{items}</ol>"
+        )
+    };
+    let body = format!(
+        "<p>Your second factor is set up.</p>{list}<p><a id=\"continue\" href=\"{}\">Continue</a></p>",
+        html(continue_to)
+    );
+    layout("All set", &body)
+}
+
+pub fn locked(until: Option<&str>) -> String {
+    let when = match until {
+        Some(t) => format!("You can try again after {} (UTC).", html(t)),
+        None => "An administrator must unlock your account.".to_string(),
+    };
+    layout("Account locked", &format!("{}<p>{when}</p>", alert("Too many wrong codes were entered for your account.")))
+}
+
+/// A plain message page (errors, expired links).
+pub fn message(title: &str, text: &str, link: Option<(&str, &str)>) -> String {
+    let link = link.map(|(href, label)| format!("<p><a href=\"{}\">{}</a></p>", html(href), html(label)));
+    layout(title, &format!("<p>{}</p>{}", html(text), link.unwrap_or_default()))
+}

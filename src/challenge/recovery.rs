@@ -1,0 +1,49 @@
+//! Recovery codes: `GET /recovery` and `POST /recovery`.
+
+use std::ffi::c_int;
+
+use twofactor_core::config::{Method, Role};
+use twofactor_core::factors::recovery;
+use twofactor_core::store::{Change, Directory, StoreError};
+
+use super::{pages, send_page, Ctx};
+use crate::apache::Request;
+
+pub fn page(req: &mut Request<'_>, ctx: &mut Ctx<'_>, error: Option<&str>) -> c_int {
+    if !ctx.offers(Method::Recovery) {
+        return super::start(req, ctx, Some("Recovery codes are not accepted here."));
+    }
+    send_page(req, 200, &pages::recovery(&ctx.form_base(), error))
+}
+
+pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
+    if !ctx.offers(Method::Recovery) {
+        return super::start(req, ctx, Some("Recovery codes are not accepted here."));
+    }
+    let code = ctx.field("code").unwrap_or("").to_string();
+    let entry = match ctx.entry(req) {
+        Ok(entry) => entry,
+        Err(status) => return status,
+    };
+    if let Some(until) = ctx.locked_until(&entry) {
+        return super::locked_page(req, until);
+    }
+    let attr = ctx.st.settings.attribute(Role::Recovery);
+    let values = entry.values(attr);
+    if let Some(value) = recovery::matching(values, ctx.keys, &ctx.user, &code) {
+        // Using a code is deleting its value: of two uses, one wins.
+        match ctx.directory.modify(&entry.dn, &[Change::Delete(attr.into(), vec![value.clone()])]) {
+            Ok(()) => return super::finish(req, ctx, &entry.username, "recovery"),
+            Err(StoreError::Conflict) => {}
+            Err(e) => return super::directory_trouble(req, ctx, &e),
+        }
+    }
+    let failures = match super::register_failure(req, ctx, "recovery", "wrong") {
+        Ok(f) => f,
+        Err(status) => return status,
+    };
+    match super::after_wrong_code(&failures, ctx) {
+        Ok(message) => page(req, ctx, Some(&message)),
+        Err(until) => super::locked_page(req, until),
+    }
+}

@@ -1,0 +1,91 @@
+//! `POST /totp`: a code from an authenticator app or a hardware token.
+
+use std::ffi::c_int;
+
+use twofactor_core::config::Role;
+use twofactor_core::store::cas::{self, Decision};
+use twofactor_core::totp::{self, LastStep, TotpRecord};
+
+use super::{pages, send_page, Ctx};
+use crate::apache::log::{event, Level};
+use crate::apache::Request;
+
+/// What a TOTP secret is sealed to: its owner.
+pub fn seal_context(user: &str) -> Vec<u8> {
+    format!("totp\n{}", user.to_ascii_lowercase()).into_bytes()
+}
+
+pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
+    let code = ctx.field("code").unwrap_or("").to_string();
+    let entry = match ctx.entry(req) {
+        Ok(entry) => entry,
+        Err(status) => return status,
+    };
+    if let Some(until) = ctx.locked_until(&entry) {
+        return super::locked_page(req, until);
+    }
+    let s = &ctx.st.settings;
+    let Some(record) = entry.values(s.attribute(Role::Totp)).first().and_then(|v| TotpRecord::decode(v)) else {
+        return super::start(req, ctx, Some("No authenticator is set up for your account."));
+    };
+    let Some((secret, _current_key)) = ctx.keys.open(&seal_context(&entry.username), &record.sealed) else {
+        event!(req, Level::Error, "totp-error", "reason" = "cannot-open-secret", "user" = entry.username.as_str());
+        return send_page(
+            req,
+            500,
+            &pages::message(
+                "Your authenticator cannot be checked",
+                "The stored setup of your authenticator cannot be read (was the key file changed?). \
+                 Please contact your administrator.",
+                None,
+            ),
+        );
+    };
+    let last_attr = s.attribute(Role::TotpLast);
+    let last = entry.values(last_attr).first().and_then(|v| LastStep::decode(v));
+    let verdict = totp::verify(secret.expose(), record.params, &code, ctx.now, s.totp_skew.as_secs(), last);
+    let reason = match verdict {
+        Ok(accepted) => {
+            // Accepted once: the step moves forward in one compare-and-swap,
+            // so of concurrent submissions of one code exactly one wins.
+            let moved = cas::update(ctx.directory, &ctx.user, last_attr, &[], |_, current| {
+                match current.and_then(LastStep::decode) {
+                    Some(stored) if stored.step >= accepted.step => Decision::Keep(false),
+                    _ => Decision::Write(Some(LastStep::from(accepted).encode()), true),
+                }
+            });
+            match moved {
+                Ok(true) => {
+                    if accepted.drift != 0 {
+                        event!(
+                            req,
+                            Level::Debug,
+                            "totp-drift",
+                            "user" = entry.username.as_str(),
+                            "steps" = accepted.drift
+                        );
+                    }
+                    return super::finish(req, ctx, &entry.username, "totp");
+                }
+                Ok(false) => "replayed",
+                Err(e) => return super::directory_trouble(req, ctx, &e),
+            }
+        }
+        Err(rejection) => rejection.as_str(),
+    };
+    let failures = match super::register_failure(req, ctx, "totp", reason) {
+        Ok(f) => f,
+        Err(status) => return status,
+    };
+    match super::after_wrong_code(&failures, ctx) {
+        Ok(message) => {
+            let message = if reason == "replayed" {
+                "That code was already used. Wait for the next one.".to_string()
+            } else {
+                message
+            };
+            super::start(req, ctx, Some(&message))
+        }
+        Err(until) => super::locked_page(req, until),
+    }
+}

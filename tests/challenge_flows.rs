@@ -1,0 +1,389 @@
+//! The challenge over HTTP against real Apache, slapd and smtp-sink:
+//! enrollment with an emailed proof, TOTP, emailed passcodes, recovery
+//! codes, lockout, and the hostile cases (replay, races, skew, CSRF,
+//! hijacked enrollment, mail bombing). The pages in a real browser are in
+//! tests/browser.rs.
+
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use testkit::session::{element_text, form, form_where, list_items, passcode_in, Session};
+use testkit::stack::{Stack, StackOptions};
+use twofactor_core::config::Algorithm;
+use twofactor_core::totp::{self, TotpParams};
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+fn stack(extra: &str) -> Stack {
+    Stack::start(StackOptions { gateway: false, extra: extra.into(), ..StackOptions::default() })
+}
+
+const SHA1_6_30: TotpParams = TotpParams { algorithm: Algorithm::Sha1, digits: 6, period: 30 };
+
+/// The code `steps` steps away from now.
+fn code(secret: &[u8], steps: i64) -> String {
+    let t = (now() as i64 + steps * 30) as u64;
+    totp::totp(secret, SHA1_6_30, t).unwrap()
+}
+
+/// The newest mail to `to`, waiting for the `n`-th mail in all.
+fn mail_for(s: &Stack, n: usize, to: &str) -> String {
+    let mails = s.smtp.wait_for_messages(n, Duration::from_secs(15));
+    mails.into_iter().rev().find(|m| m.contains(to)).unwrap_or_else(|| panic!("no mail to {to}"))
+}
+
+/// Enrolls `user` through the pages (email proof first); returns the
+/// secret, the recovery codes and the session that finished.
+fn enroll(s: &Stack, user: &str, mails_before: usize) -> (Vec<u8>, Vec<String>, Session) {
+    let mut b = Session::direct(s.protected.port, user);
+    let start = b.follow("/app/report");
+    assert_eq!(start.status, 200, "{}", start.text());
+    let send = form_where(&start.text(), "/email/send", "purpose", "enroll");
+    let sent = b.post(&send.action, &send.with(&[]));
+    assert_eq!(sent.status, 200, "{}", sent.text());
+    let mail = mail_for(s, mails_before + 1, &format!("{user}@example.test"));
+    let passcode = passcode_in(&mail).expect("a passcode in the mail");
+    let verify = form(&sent.text(), "/email");
+    let page = b.post(&verify.action, &verify.with(&[("code", &passcode)]));
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert!(page.text().contains("<svg"), "no QR code:\n{}", page.text());
+    let secret = totp::base32_decode(&element_text(&page.text(), "secret").unwrap()).unwrap();
+    let confirm = form(&page.text(), "/enroll");
+    let done = b.post(&confirm.action, &confirm.with(&[("code", &code(&secret, 0))]));
+    assert_eq!(done.status, 200, "{}", done.text());
+    assert!(done.text().contains("All set"), "{}", done.text());
+    let codes = list_items(&done.text(), "recovery-codes");
+    (secret, codes, b)
+}
+
+#[test]
+fn enrollment_then_totp_in_a_second_browser() {
+    let s = stack("");
+    let (secret, codes, mut first) = enroll(&s, "alice", 0);
+    assert_eq!(codes.len(), 10);
+    // The enrolling browser is in: the continue link goes back where it started.
+    let app = first.get("/app/report");
+    assert_eq!(app.status, 200, "{}", app.text());
+    s.protected.wait_for_error_log("event=enrolled user=alice return=/app/report");
+
+    // A second browser needs the factor again.
+    let mut second = Session::direct(s.protected.port, "alice");
+    let page = second.follow("/app/other?x=1");
+    assert!(page.text().contains("autocomplete=\"one-time-code\""), "{}", page.text());
+    assert!(page.text().contains("name=\"code\""));
+    let totp_form = form(&page.text(), "/totp");
+    // The enrollment used this step: the next one is within the skew.
+    let next = code(&secret, 1);
+    let ok = second.post(&totp_form.action, &totp_form.with(&[("code", &next)]));
+    assert_eq!(ok.status, 303, "{}", ok.text());
+    assert_eq!(ok.header("Location"), Some("/app/other?x=1"));
+    assert_eq!(second.get("/app/other?x=1").status, 200);
+    s.protected.wait_for_error_log("event=totp-ok user=alice");
+
+    // Replay of the same code from a third browser.
+    let mut third = Session::direct(s.protected.port, "alice");
+    let page = third.follow("/app/");
+    let f = form(&page.text(), "/totp");
+    let again = third.post(&f.action, &f.with(&[("code", &next)]));
+    assert_eq!(again.status, 200);
+    assert!(again.text().contains("already used"), "{}", again.text());
+    s.protected.wait_for_error_log("event=totp-fail user=alice reason=replayed");
+}
+
+#[test]
+fn codes_outside_the_skew_are_refused_and_inside_accepted() {
+    // TwoFactorTOTPSkew 1m with 30 s steps: +-2 steps in, +-3 out.
+    let s = stack("TwoFactorMaxAttempts 20\n");
+    let (secret, _, _) = enroll(&s, "alice", 0);
+    let try_code = |steps: i64| {
+        // Codes at the window's edge are judged against the server's clock:
+        // keep clear of a step boundary so that both clocks agree on the step.
+        while (now() % 30) > 27 {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let mut b = Session::direct(s.protected.port, "alice");
+        let page = b.follow("/app/");
+        let f = form(&page.text(), "/totp");
+        b.post(&f.action, &f.with(&[("code", &code(&secret, steps))])).status
+    };
+    assert_eq!(try_code(-3), 200, "3 steps behind");
+    assert_eq!(try_code(3), 200, "3 steps ahead");
+    assert_eq!(try_code(2), 303, "2 steps ahead is inside the skew");
+    assert_eq!(try_code(1), 200, "older than the accepted step: replay");
+}
+
+#[test]
+fn twenty_concurrent_submissions_of_one_code_succeed_once() {
+    let s = stack("TwoFactorMaxAttempts 20\n");
+    let (secret, _, _) = enroll(&s, "alice", 0);
+    let code = code(&secret, 1);
+    let port = s.protected.port;
+    // Twenty browsers, each with its own form, submit together.
+    let prepared: Vec<(Session, testkit::session::Form)> = (0..20)
+        .map(|_| {
+            let mut b = Session::direct(port, "alice");
+            let page = b.follow("/app/");
+            let f = form(&page.text(), "/totp");
+            (b, f)
+        })
+        .collect();
+    let barrier = Arc::new(Barrier::new(prepared.len()));
+    let handles: Vec<_> = prepared
+        .into_iter()
+        .map(|(mut b, f)| {
+            let (barrier, code) = (barrier.clone(), code.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                b.post(&f.action, &f.with(&[("code", &code)])).status
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 303).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 19, "{statuses:?}");
+}
+
+#[test]
+fn emailed_passcodes() {
+    let s = stack("TwoFactorEmailResendInterval 0\n");
+    let port = s.protected.port;
+    let mut b = Session::direct(port, "bob");
+    let start = b.follow("/app/");
+    let login = form_where(&start.text(), "/email/send", "purpose", "login");
+    let sent = b.post(&login.action, &login.with(&[]));
+    let first = passcode_in(&mail_for(&s, 1, "bob@example.test")).unwrap();
+    // A newer code replaces the older one.
+    let resend = form(&sent.text(), "/email/send");
+    let sent = b.post(&resend.action, &resend.with(&[]));
+    let second = passcode_in(&mail_for(&s, 2, "bob@example.test")).unwrap();
+    assert_ne!(first, second);
+    let verify = form(&sent.text(), "/email");
+    let old = b.post(&verify.action, &verify.with(&[("code", &first)]));
+    assert_eq!(old.status, 200);
+    assert!(old.text().contains("not right"), "{}", old.text());
+    // Another user's browser cannot use bob's code.
+    let mut other = Session::direct(port, "alice");
+    let page = other.follow("/app/");
+    let f = form_where(&page.text(), "/email/send", "purpose", "login");
+    let other_page = other.post(&f.action, &f.with(&[]));
+    let vf = form(&other_page.text(), "/email");
+    assert_eq!(other.post(&vf.action, &vf.with(&[("code", &second)])).status, 200);
+    // The right one lets bob in, once.
+    let ok = b.post(&verify.action, &verify.with(&[("code", &second)]));
+    assert_eq!(ok.status, 303, "{}", ok.text());
+    assert_eq!(b.get("/app/").status, 200);
+    let again = b.post(&verify.action, &verify.with(&[("code", &second)]));
+    assert!(again.text().contains("expired or was already used"), "{}", again.text());
+    let mail = mail_for(&s, 3, "bob@example.test");
+    assert!(mail.contains("Subject: Your sign-in code for 127.0.0.1"), "{mail}");
+    assert!(!mail.contains("http://") && !mail.contains("https://"), "a link in the mail:\n{mail}");
+    s.protected.wait_for_error_log("event=email-ok user=bob");
+}
+
+#[test]
+fn an_expired_passcode_is_refused() {
+    let s = stack("");
+    let mut b = Session::direct(s.protected.port, "bob");
+    let start = b.follow("/app/");
+    let f = form_where(&start.text(), "/email/send", "purpose", "login");
+    let sent = b.post(&f.action, &f.with(&[]));
+    let passcode = passcode_in(&mail_for(&s, 1, "bob@example.test")).unwrap();
+    // Ten minutes later (the stored expiry moved into the past).
+    let dn = s.slapd.user_dn("bob");
+    let stored = s.slapd.attr_values(&dn, "twoFactorEmailCode").pop().unwrap();
+    let aged = stored.replace(
+        &format!("\"e\":{}", stored.split("\"e\":").nth(1).unwrap().split(',').next().unwrap()),
+        &format!("\"e\":{}", now() - 1),
+    );
+    s.slapd.modify_ldif(&format!(
+        "dn: {dn}\nchangetype: modify\ndelete: twoFactorEmailCode\ntwoFactorEmailCode: {stored}\n-\nadd: twoFactorEmailCode\ntwoFactorEmailCode: {aged}\n"
+    ));
+    let v = form(&sent.text(), "/email");
+    let r = b.post(&v.action, &v.with(&[("code", &passcode)]));
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("not right"), "{}", r.text());
+}
+
+#[test]
+fn mail_bombing_the_resend_button_sends_one_mail() {
+    let s = stack("");
+    let mut b = Session::direct(s.protected.port, "bob");
+    let start = b.follow("/app/");
+    let f = form(&start.text(), "/email/send");
+    for _ in 0..10 {
+        assert_eq!(b.post(&f.action, &f.with(&[])).status, 200);
+    }
+    s.smtp.wait_for_messages(1, Duration::from_secs(10));
+    // Give a wrongly sent second mail every chance to arrive before counting.
+    let throttled = s.protected.wait_for_error_log("event=email-throttled");
+    assert!(throttled.matches("event=email-throttled").count() >= 9);
+    assert_eq!(s.smtp.messages().len(), 1);
+}
+
+#[test]
+fn recovery_codes_work_once() {
+    let s = stack("");
+    let (_, codes, _) = enroll(&s, "alice", 0);
+    let mut b = Session::direct(s.protected.port, "alice");
+    b.follow("/app/");
+    let page = b.get("/2fa/recovery");
+    let f = form(&page.text(), "/recovery");
+    let ok = b.post(&f.action, &f.with(&[("code", &codes[4].to_uppercase())]));
+    assert_eq!(ok.status, 303, "{}", ok.text());
+    let mut c = Session::direct(s.protected.port, "alice");
+    c.follow("/app/");
+    let page = c.get("/2fa/recovery");
+    let f = form(&page.text(), "/recovery");
+    let again = c.post(&f.action, &f.with(&[("code", &codes[4])]));
+    assert_eq!(again.status, 200, "a recovery code works once");
+    s.protected.wait_for_error_log("event=recovery-ok user=alice");
+    s.protected.wait_for_error_log("event=recovery-fail user=alice");
+}
+
+#[test]
+fn lockout_after_max_attempts_and_auto_unlock() {
+    let s = stack("TwoFactorMaxAttempts 3\n");
+    let (secret, _, _) = enroll(&s, "alice", 0);
+    let mut b = Session::direct(s.protected.port, "alice");
+    let page = b.follow("/app/");
+    let f = form(&page.text(), "/totp");
+    let r1 = b.post(&f.action, &f.with(&[("code", "000000")]));
+    assert!(r1.text().contains("2 attempt(s) left"), "{}", r1.text());
+    b.post(&f.action, &f.with(&[("code", "000001")]));
+    let locked = b.post(&f.action, &f.with(&[("code", "000002")]));
+    assert_eq!(locked.status, 403);
+    assert!(locked.text().contains("Account locked"), "{}", locked.text());
+    s.protected.wait_for_error_log("event=locked user=alice");
+    // Locked: even the right code is refused, the app too.
+    let right = b.post(&f.action, &f.with(&[("code", &code(&secret, 1))]));
+    assert_eq!(right.status, 403);
+    assert_eq!(Session::direct(s.protected.port, "alice").get("/app/").status, 303);
+
+    // The lock ends by itself (here: its end moved into the past).
+    let dn = s.slapd.user_dn("alice");
+    let failures =
+        twofactor_core::store::codec::Failures { count: 3, last: now() - 700, locked_until: Some(now() - 1) };
+    s.slapd.modify_ldif(&format!(
+        "dn: {dn}\nchangetype: modify\nreplace: twoFactorFailures\ntwoFactorFailures: {}\n",
+        failures.encode()
+    ));
+    let page = b.follow("/app/");
+    let f = form(&page.text(), "/totp");
+    assert_eq!(b.post(&f.action, &f.with(&[("code", &code(&secret, 1))])).status, 303);
+    assert!(s.slapd.attr_values(&dn, "twoFactorFailures").is_empty(), "a success resets the count");
+}
+
+#[test]
+fn parallel_wrong_guesses_all_count() {
+    let s = stack("TwoFactorMaxAttempts 20\n");
+    enroll(&s, "alice", 0);
+    let port = s.protected.port;
+    let prepared: Vec<(Session, testkit::session::Form)> = (0..12)
+        .map(|_| {
+            let mut b = Session::direct(port, "alice");
+            let page = b.follow("/app/");
+            (b, form(&page.text(), "/totp"))
+        })
+        .collect();
+    let handles: Vec<_> = prepared
+        .into_iter()
+        .enumerate()
+        .map(|(i, (mut b, f))| {
+            std::thread::spawn(move || b.post(&f.action, &f.with(&[("code", &format!("{:06}", 100 + i))])))
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let stored = s.slapd.attr_values(&s.slapd.user_dn("alice"), "twoFactorFailures");
+    let failures = twofactor_core::store::codec::Failures::decode(&stored[0]).unwrap();
+    assert_eq!(failures.count, 12, "every wrong guess counted");
+}
+
+#[test]
+fn posts_without_a_valid_csrf_token_are_refused() {
+    let s = stack("");
+    let mut b = Session::direct(s.protected.port, "bob");
+    let start = b.follow("/app/");
+    let f = form(&start.text(), "/email/send");
+    let mut tampered: Vec<(&str, &str)> = f.with(&[]).into_iter().filter(|(n, _)| *n != "csrf").collect();
+    assert_eq!(b.post(&f.action, &tampered).status, 403);
+    tampered.push(("csrf", "123.abc"));
+    assert_eq!(b.post(&f.action, &tampered).status, 403);
+    // A token from another browser (other nonce cookie) is refused too.
+    let mut other = Session::direct(s.protected.port, "bob");
+    other.follow("/app/");
+    assert_eq!(other.post(&f.action, &f.with(&[])).status, 403);
+    s.protected.wait_for_error_log("event=deny reason=csrf user=bob");
+    assert!(s.smtp.messages().is_empty());
+}
+
+#[test]
+fn enrollment_cannot_be_hijacked_with_the_first_factor_alone() {
+    let s = stack("");
+    let (_, _, _) = enroll(&s, "alice", 0);
+    // Someone with alice's password only: no mail proof, no completion.
+    let mut intruder = Session::direct(s.protected.port, "alice");
+    intruder.follow("/app/");
+    let page = intruder.get("/2fa/enroll");
+    assert!(!page.text().contains("<svg"), "a secret was shown:\n{}", page.text());
+    assert!(page.text().contains("First confirm a code sent to your mail address"), "{}", page.text());
+    s.protected.wait_for_error_log("event=deny reason=enrollment-without-proof user=alice");
+    // Without mail proof configured, re-enrolling needs the old factor.
+    let s2 = stack("TwoFactorEnrollmentProof none\n");
+    let mut first = Session::direct(s2.protected.port, "carol");
+    first.follow("/app/");
+    let page = first.get("/2fa/enroll");
+    assert!(page.text().contains("<svg"), "first enrollment without proof:\n{}", page.text());
+    let secret = totp::base32_decode(&element_text(&page.text(), "secret").unwrap()).unwrap();
+    let f = form(&page.text(), "/enroll");
+    assert_eq!(first.post(&f.action, &f.with(&[("code", &code(&secret, 0))])).status, 200);
+    let mut intruder = Session::direct(s2.protected.port, "carol");
+    intruder.follow("/app/");
+    let page = intruder.get("/2fa/enroll");
+    assert!(!page.text().contains("<svg"), "re-enrollment without the old factor:\n{}", page.text());
+    // A forged pending secret is refused.
+    let forged = intruder.post(&f.action, &f.with(&[("code", &code(&secret, 1))]));
+    assert_ne!(forged.status, 303);
+}
+
+#[test]
+fn enrollment_only_from_allowed_networks() {
+    let s = stack("TwoFactorEnrollmentFrom 10.0.0.0/8\nTwoFactorEnrollmentProof none\n");
+    let mut outside = Session::direct(s.protected.port, "carol");
+    outside.headers.push(("X-Forwarded-For".into(), "203.0.113.9".into()));
+    outside.follow("/app/");
+    assert!(!outside.get("/2fa/enroll").text().contains("<svg"));
+    let mut inside = Session::direct(s.protected.port, "carol");
+    inside.headers.push(("X-Forwarded-For".into(), "203.0.113.9, 10.1.2.3".into()));
+    inside.follow("/app/");
+    assert!(inside.get("/2fa/enroll").text().contains("<svg"));
+}
+
+#[test]
+fn no_secret_code_or_cookie_reaches_a_log() {
+    let s = stack("TwoFactorEmailResendInterval 0\n");
+    let (secret, codes, first) = enroll(&s, "alice", 0);
+    let mut b = Session::direct(s.protected.port, "alice");
+    let page = b.follow("/app/");
+    let f = form(&page.text(), "/totp");
+    let used = code(&secret, 1);
+    b.post(&f.action, &f.with(&[("code", &used)]));
+    let mut m = Session::direct(s.protected.port, "bob");
+    let page = m.follow("/app/");
+    let f = form_where(&page.text(), "/email/send", "purpose", "login");
+    m.post(&f.action, &f.with(&[]));
+    let passcode = passcode_in(&mail_for(&s, 2, "bob@example.test")).unwrap();
+
+    let mut needles = vec![totp::base32_encode(&secret), used, passcode];
+    needles.extend(codes);
+    needles.extend(first.cookies.iter().chain(b.cookies.iter()).map(|(_, v)| v.clone()));
+    let logs = [s.protected.error_log(), s.protected.access_log(), s.protected.stderr(), s.slapd.log()];
+    for needle in &needles {
+        for log in &logs {
+            assert!(!log.contains(needle.as_str()), "a secret value appears in a log");
+        }
+    }
+}
