@@ -387,3 +387,21 @@ fn no_secret_code_or_cookie_reaches_a_log() {
         }
     }
 }
+
+#[test]
+fn state_is_written_to_entries_without_the_auxiliary_class() {
+    // carol's entry has no twoFactorUser class: the first write adds it.
+    let s = stack("");
+    let mut b = Session::direct(s.protected.port, "carol");
+    let start = b.follow("/app/");
+    let f = form_where(&start.text(), "/email/send", "purpose", "login");
+    let sent = b.post(&f.action, &f.with(&[]));
+    assert_eq!(sent.status, 200, "{}", sent.text());
+    let passcode = passcode_in(&mail_for(&s, 1, "carol@example.test")).unwrap();
+    let v = form(&sent.text(), "/email");
+    let wrong = b.post(&v.action, &v.with(&[("code", "00000000")]));
+    assert_eq!(wrong.status, 200, "{}", wrong.text());
+    assert_eq!(b.post(&v.action, &v.with(&[("code", &passcode)])).status, 303);
+    let classes = s.slapd.attr_values(&s.slapd.user_dn("carol"), "objectClass");
+    assert!(classes.iter().any(|c| c == "twoFactorUser"), "{classes:?}");
+}

@@ -8,6 +8,13 @@ use crate::store::{Change, Directory, Lookup, StoreError};
 
 /// The auxiliary class of the project's schema.
 pub const OBJECT_CLASS: &str = "twoFactorUser";
+/// The auxiliary class an attribute needs: the project's class for the
+/// project's own attributes, none for attributes mapped onto an existing
+/// schema (`TwoFactorAttribute`).
+pub fn class_for(attr: &str) -> Option<&'static str> {
+    Role::ALL.iter().any(|r| r.default_attribute().eq_ignore_ascii_case(attr)).then_some(OBJECT_CLASS)
+}
+
 /// Attempts of the compare-and-swap write before giving up (each round of
 /// a race has a winner).
 const WRITE_ATTEMPTS: usize = 64;
@@ -172,8 +179,8 @@ pub fn record(directory: &dyn Directory, settings: &Settings, user: &str, new: &
                 return Err(StoreError::Refused("no single entry for this user".into()))
             }
         };
-        let needs_class = attr == Role::Completion.default_attribute() && !entry.has_object_class(OBJECT_CLASS);
-        let changes = record_changes(attr, entry.values(attr), new, new.issued, needs_class.then_some(OBJECT_CLASS));
+        let class = class_for(attr).filter(|c| !entry.has_object_class(c));
+        let changes = record_changes(attr, entry.values(attr), new, new.issued, class);
         match directory.modify(&entry.dn, &changes) {
             Ok(()) => return Ok(()),
             Err(StoreError::Conflict) => continue,

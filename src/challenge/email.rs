@@ -4,6 +4,7 @@
 use std::ffi::c_int;
 use std::time::Duration;
 
+use twofactor_core::completion;
 use twofactor_core::config::{Method, Role};
 use twofactor_core::csrf::{self, Use};
 use twofactor_core::factors::{self, email::EmailCode};
@@ -71,7 +72,8 @@ pub fn send(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
     let (keys, user, now) = (ctx.keys, ctx.user.clone(), ctx.now);
     let ttl = s.email_code_ttl.as_secs();
     let interval = s.email_resend_interval.as_secs();
-    let stored = cas::update(ctx.directory, &user, s.attribute(Role::EmailCode), &[], |_, current| {
+    let attr = s.attribute(Role::EmailCode);
+    let stored = cas::update(ctx.directory, &user, attr, completion::class_for(attr), |_, current| {
         let wait = current.and_then(EmailCode::decode).map_or(0, |c| c.resend_wait(now, interval));
         if wait > 0 {
             return Decision::Keep(Err(wait));

@@ -23,6 +23,8 @@ use super::{pages, send_page, Ctx};
 use crate::apache::log::{event, Level};
 use crate::apache::{Request, Table};
 
+/// Re-enrolling without mail proof needs a completion this recent.
+const RECENT_COMPLETION_SECS: u64 = 900;
 /// How long a shown secret may wait for its first code.
 const PENDING_LIFETIME_SECS: u64 = 900;
 
@@ -66,9 +68,9 @@ fn has_completion(req: &Request<'_>, ctx: &Ctx<'_>, entry: &UserEntry) -> bool {
         }
         SessionBinding::None => Some(Presented::Anywhere),
     };
-    let max_age = s.email_code_ttl.as_secs().max(900);
     presented.is_some_and(|p| {
-        completion::find_valid(entry.values(s.attribute(Role::Completion)), &p, ctx.keys, ctx.now, max_age).is_some()
+        let values = entry.values(s.attribute(Role::Completion));
+        completion::find_valid(values, &p, ctx.keys, ctx.now, RECENT_COMPLETION_SECS).is_some()
     })
 }
 

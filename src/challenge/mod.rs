@@ -346,7 +346,7 @@ pub(crate) fn register_failure(
     let s = &ctx.st.settings;
     let attr = s.attribute(Role::Failures);
     let now = ctx.now;
-    let result = cas::update(ctx.directory, &ctx.user, attr, &[], |_, current| {
+    let result = cas::update(ctx.directory, &ctx.user, attr, completion::class_for(attr), |_, current| {
         let previous = current.and_then(Failures::decode);
         let next = lockout::after_failure(previous.as_ref(), now, s.max_attempts, s.auto_unlock);
         let newly_locked = next.is_locked(now) && !previous.is_some_and(|p| p.is_locked(now));
@@ -403,7 +403,7 @@ pub(crate) fn record_success(
     method: &str,
 ) -> Result<String, c_int> {
     let s = &ctx.st.settings;
-    let reset = cas::update(ctx.directory, &ctx.user, s.attribute(Role::Failures), &[], |_, current| match current {
+    let reset = cas::update(ctx.directory, &ctx.user, s.attribute(Role::Failures), None, |_, current| match current {
         Some(_) => Decision::Write(None, ()),
         None => Decision::Keep(()),
     });

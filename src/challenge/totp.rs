@@ -2,6 +2,7 @@
 
 use std::ffi::c_int;
 
+use twofactor_core::completion;
 use twofactor_core::config::Role;
 use twofactor_core::store::cas::{self, Decision};
 use twofactor_core::totp::{self, LastStep, TotpRecord};
@@ -48,12 +49,13 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
         Ok(accepted) => {
             // Accepted once: the step moves forward in one compare-and-swap,
             // so of concurrent submissions of one code exactly one wins.
-            let moved = cas::update(ctx.directory, &ctx.user, last_attr, &[], |_, current| {
-                match current.and_then(LastStep::decode) {
-                    Some(stored) if stored.step >= accepted.step => Decision::Keep(false),
-                    _ => Decision::Write(Some(LastStep::from(accepted).encode()), true),
-                }
-            });
+            let moved =
+                cas::update(ctx.directory, &ctx.user, last_attr, completion::class_for(last_attr), |_, current| {
+                    match current.and_then(LastStep::decode) {
+                        Some(stored) if stored.step >= accepted.step => Decision::Keep(false),
+                        _ => Decision::Write(Some(LastStep::from(accepted).encode()), true),
+                    }
+                });
             match moved {
                 Ok(true) => {
                     if accepted.drift != 0 {

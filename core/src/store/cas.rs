@@ -16,18 +16,19 @@ pub enum Decision<T> {
     Keep(T),
 }
 
-/// Reads `user`'s entry (with `attr` and `also`), lets `decide` look at the
-/// current value of `attr`, and writes its decision atomically. `decide`
-/// may run more than once (after a lost race) and must be pure.
+/// Reads `user`'s entry, lets `decide` look at the current value of
+/// `attr`, and writes its decision atomically. `decide` may run more than
+/// once (after a lost race) and must be pure. With `class`, an entry that
+/// lacks that auxiliary object class gets it in the same modify (the
+/// attribute is not allowed without it).
 pub fn update<T>(
     directory: &dyn Directory,
     user: &str,
     attr: &str,
-    also: &[&str],
+    class: Option<&str>,
     mut decide: impl FnMut(&UserEntry, Option<&str>) -> Decision<T>,
 ) -> Result<T, StoreError> {
-    let mut wanted = vec![attr];
-    wanted.extend_from_slice(also);
+    let wanted = [attr, "objectClass"];
     for _ in 0..ATTEMPTS {
         let entry = match directory.find_user(user, &wanted)? {
             Lookup::Found(entry) => entry,
@@ -37,7 +38,12 @@ pub fn update<T>(
         match decide(&entry, current.as_deref()) {
             Decision::Keep(result) => return Ok(result),
             Decision::Write(new, result) => {
-                let mut changes = Vec::with_capacity(2);
+                let mut changes = Vec::with_capacity(3);
+                if let (Some(class), Some(_)) = (class, &new) {
+                    if !entry.has_object_class(class) {
+                        changes.push(Change::Add("objectClass".into(), vec![class.into()]));
+                    }
+                }
                 if let Some(old) = &current {
                     changes.push(Change::Delete(attr.into(), vec![old.clone()]));
                 }
