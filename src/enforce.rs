@@ -201,6 +201,7 @@ pub fn fixups(req: &mut Request<'_>) -> c_int {
         // Out of enforcement the gateway's name is unverified: no backend
         // may read it as an identity.
         req.unset(Table::In, &st.user_header);
+        strip_session_cookie(req, st);
         return DECLINED;
     }
     if req.get(Table::Notes, NOTE_VERDICT) != Some(ALLOW.to_bytes()) {
@@ -337,8 +338,26 @@ fn allow(req: &mut Request<'_>, st: &ServerState, canonical: &str, issued: u64, 
     if req.get(Table::In, &st.user_header) != Some(canonical.as_bytes()) {
         req.set(Table::In, &st.user_header, canonical);
     }
+    strip_session_cookie(req, st);
     event!(req, Level::Debug, "allow", "user" = canonical, "source" = source);
     OK
+}
+
+/// Backends never see the module's session cookie.
+fn strip_session_cookie(req: &mut Request<'_>, st: &ServerState) {
+    if st.settings.session_binding != SessionBinding::Cookie {
+        return;
+    }
+    let Some(rest) =
+        req.get(Table::In, c"Cookie").and_then(|v| completion::without_cookie(v, &st.settings.cookie_name))
+    else {
+        return;
+    };
+    if rest.is_empty() {
+        req.unset(Table::In, c"Cookie");
+    } else {
+        req.set(Table::In, c"Cookie", &rest);
+    }
 }
 
 /// Decimal digits of `n` without an allocation.

@@ -46,6 +46,8 @@ fn a_completion_lets_its_browser_in_and_no_other() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.text().starts_with(MARKER));
     assert_eq!(seen_header(&r.text(), "X-Remote-User"), vec!["alice"]);
+    // The session cookie is the module's: the backend gets the others only.
+    assert_eq!(seen_header(&r.text(), "Cookie"), vec!["theme=dark"]);
     s.protected.wait_for_access_log("alice \"GET /app/report?id=1 HTTP/1.1\" 200");
 
     // The header may differ in case; the backend gets the directory's spelling.

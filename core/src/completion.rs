@@ -120,6 +120,19 @@ pub fn find_cookie<'a>(header: &'a [u8], name: &str) -> Option<&'a [u8]> {
     }
 }
 
+/// The `Cookie` header without cookie `name`, if it held that cookie
+/// (`Some("")` when nothing else is left): the module's session cookie is
+/// for the module, not for backends.
+pub fn without_cookie(header: &[u8], name: &str) -> Option<String> {
+    let text = std::str::from_utf8(header).ok()?;
+    let is_ours = |pair: &str| pair.trim_start().strip_prefix(name).is_some_and(|rest| rest.starts_with('='));
+    if !text.split(';').any(is_ours) {
+        return None;
+    }
+    let kept: Vec<&str> = text.split(';').filter(|p| !is_ours(p)).map(str::trim).filter(|p| !p.is_empty()).collect();
+    Some(kept.join("; "))
+}
+
 /// The stored completion that lets `presented` in at `now` under `max_age`.
 pub fn find_valid(
     values: &[String],
@@ -293,6 +306,14 @@ mod tests {
         assert_eq!(find_cookie(b"x=1", "TwoFactorSession"), None);
         assert_eq!(find_cookie(b"twofactorsession=abc", "TwoFactorSession"), None, "names are case-sensitive");
         assert_eq!(find_cookie(b"", "a"), None);
+    }
+
+    #[test]
+    fn the_session_cookie_is_taken_out() {
+        assert_eq!(without_cookie(b"a=1; TwoFactorSession=x; b=2", "TwoFactorSession").as_deref(), Some("a=1; b=2"));
+        assert_eq!(without_cookie(b"TwoFactorSession=x", "TwoFactorSession").as_deref(), Some(""));
+        assert_eq!(without_cookie(b"a=1; TwoFactorSessionX=y", "TwoFactorSession"), None);
+        assert_eq!(without_cookie(b"a=1", "TwoFactorSession"), None);
     }
 
     #[test]
