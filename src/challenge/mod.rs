@@ -332,7 +332,8 @@ fn mask_mail(mail: &str) -> String {
 
 pub(crate) fn locked_page(req: &mut Request<'_>, until: u64) -> c_int {
     let when = (until != LOCKED_UNTIL_UNLOCKED).then(|| admin::iso8601(until).replace('T', " ").replace('Z', ""));
-    send_page(req, HTTP_FORBIDDEN, &pages::locked(when.as_deref()))
+    let minutes = until.saturating_sub(now()).div_ceil(60);
+    send_page(req, HTTP_FORBIDDEN, &pages::locked(when.as_deref().map(|w| (w, minutes))))
 }
 
 /// One more wrong code: counted atomically (parallel guesses all count);
@@ -379,7 +380,7 @@ pub(crate) fn after_wrong_code(failures: &Failures, ctx: &Ctx<'_>) -> Result<Str
         return Err(until);
     }
     let left = lockout::attempts_left(failures, ctx.st.settings.max_attempts);
-    Ok(format!("That code is not right. {left} attempt(s) left before the account locks."))
+    Ok(format!("That code is not right. {} left before the account locks.", pages::plural(left.into(), "attempt")))
 }
 
 /// Success: failures reset, the completion recorded (fresh session cookie,

@@ -57,7 +57,7 @@ input[type=text]{font-size:1.4rem;padding:.5rem;width:100%;box-sizing:border-box
 button{font-size:1.1rem;padding:.6rem 1.2rem;margin-top:1rem;cursor:pointer}\
 .error{border-left:4px solid #b00020;padding:.5rem 1rem;background:#fdecee}\
 .note{color:#444;font-size:.95rem}.secret{font-family:monospace;font-size:1.2rem;word-break:break-all}\
-.codes{font-family:monospace;font-size:1.2rem;columns:2}svg{width:100%;max-width:16rem;height:auto}\
+.codes{font-family:monospace;font-size:1.2rem}svg{width:100%;max-width:16rem;height:auto}\
 .other{margin-top:2rem;border-top:1px solid #ddd;padding-top:1rem}";
 
 /// An error or notice box; `role=alert` so screen readers announce it.
@@ -79,7 +79,7 @@ fn other_ways(f: &FormBase<'_>, options: &Options, mail_hint: Option<&str>) -> S
         let hint = mail_hint.map(|m| format!(" to {}", html(m))).unwrap_or_default();
         out.push_str(&format!(
             "{}<input type=\"hidden\" name=\"purpose\" value=\"login\">\
-             <button type=\"submit\">Email me a code{hint}</button></form>",
+             <button type=\"submit\">Sign in with a code by mail{hint}</button></form>",
             f.open("email/send")
         ));
     }
@@ -120,9 +120,10 @@ pub fn choose(
     let mut body = format!("<p>Signed in at the gateway as <strong>{}</strong>.</p>", html(user));
     if options.enroll && enroll_needs_mail {
         body.push_str(&format!(
-            "<p>To set up an authenticator app or a hardware token, first prove that you can read your mail.</p>\
-             {}<input type=\"hidden\" name=\"purpose\" value=\"enroll\">\
-             <button type=\"submit\">Email me a code to start</button></form>",
+            "<h2>Set up an authenticator</h2>\
+             <p>To set up an authenticator app or a hardware token, first confirm a code we send to your mail \
+             address.</p>{}<input type=\"hidden\" name=\"purpose\" value=\"enroll\">\
+             <button type=\"submit\">Email me a code to set up an authenticator</button></form>",
             f.open("email/send")
         ));
     } else if options.enroll {
@@ -194,14 +195,14 @@ pub fn enroll(f: &FormBase<'_>, e: &Enrollment<'_>, error: Option<&str>) -> Stri
          (hardware tokens: program it with the token's tool).</p>{svg}\
          <p>Secret: <span class=\"secret\" id=\"secret\">{secret}</span></p>\
          <p class=\"note\">Account {account} at {issuer}; {algorithm}, {digits} digits, every {period} seconds. \
-         A hardware token's profile title holds at most 12 ASCII characters.</p>\
+         Hardware tokens: the name shown on the token can be at most 12 letters or digits.</p>\
          <p class=\"note\">This secret is shown once. Nothing is saved until you enter a first code.</p>\
          {form}<input type=\"hidden\" name=\"pending\" value=\"{pending}\">\
          <input type=\"hidden\" name=\"proof\" value=\"{proof}\">{input}\
          <button type=\"submit\">Confirm</button></form>",
         error = error.map(alert).unwrap_or_default(),
         svg = e.qr_svg,
-        secret = html(e.secret_base32),
+        secret = html(&grouped(e.secret_base32)),
         account = html(e.account),
         issuer = html(e.issuer),
         algorithm = html(e.algorithm),
@@ -233,12 +234,33 @@ pub fn enrolled(codes: &[String], continue_to: &str) -> String {
     layout("All set", &body)
 }
 
-pub fn locked(until: Option<&str>) -> String {
+/// `until`: when the lock ends (UTC text) and in how many minutes; `None`:
+/// only an administrator can lift it.
+pub fn locked(until: Option<(&str, u64)>) -> String {
     let when = match until {
-        Some(t) => format!("You can try again after {} (UTC).", html(t)),
-        None => "An administrator must unlock your account.".to_string(),
+        Some((t, minutes)) => format!(
+            "You can try again in about {} (after {} UTC). If you need access sooner, contact your administrator.",
+            plural(minutes.max(1), "minute"),
+            html(t)
+        ),
+        None => "An administrator must unlock your account: please contact them.".to_string(),
     };
     layout("Account locked", &format!("{}<p>{when}</p>", alert("Too many wrong codes were entered for your account.")))
+}
+
+/// `1 minute`, `3 minutes`.
+pub fn plural(n: u64, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// A base32 secret in groups of four, as people type it (apps ignore the spaces).
+fn grouped(secret: &str) -> String {
+    let chars: Vec<char> = secret.chars().collect();
+    chars.chunks(4).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>().join(" ")
 }
 
 /// A plain message page (errors, expired links).

@@ -267,6 +267,8 @@ pub fn gateway_body(root: &Path, backend_port: u16) -> String {
 </Location>
 RequestHeader unset X-Remote-User early
 RequestHeader set X-Remote-User "expr=%{{REMOTE_USER}}"
+# The first factor's credentials stay at the gateway.
+RequestHeader unset Authorization
 ProxyPass / http://127.0.0.1:{backend_port}/
 ProxyPassReverse / http://127.0.0.1:{backend_port}/
 "#

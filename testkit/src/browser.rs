@@ -352,6 +352,43 @@ impl Browser {
         self.cmd("POST", &format!("element/{id}/click"), json!({}), &format!("click {css:?}"));
     }
 
+    /// Clicks the centre of the first element matching `css` with DevTools
+    /// mouse events (`Input.dispatchMouseEvent`), as a user's pointer would,
+    /// and waits for the navigation it causes, like `click`. For pages with
+    /// JavaScript disabled (`--blink-settings=scriptEnabled=false`), where
+    /// chromedriver's element click never answers; WebDriver scripts (and
+    /// so this method) still run there.
+    pub fn click_native(&self, css: &str) {
+        let centre = self.execute(
+            "const e = document.querySelector(arguments[0]); if (!e) return null; \
+             e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect(); \
+             return [r.left + r.width / 2, r.top + r.height / 2];",
+            json!([css]),
+        );
+        let (Some(x), Some(y)) = (centre[0].as_f64(), centre[1].as_f64()) else {
+            panic!("no element matches {css:?} on {}", self.url());
+        };
+        self.navigating(&format!("click {css:?} (input events)"), || {
+            for kind in ["mousePressed", "mouseReleased"] {
+                let event = json!({ "type": kind, "x": x, "y": y, "button": "left", "clickCount": 1 });
+                self.cdp("Input.dispatchMouseEvent", event);
+            }
+        });
+    }
+
+    /// Focuses the first input matching `css`, empties it and types `text`
+    /// with DevTools `Input.insertText` (for pages with JavaScript
+    /// disabled; see `click_native`).
+    pub fn type_native(&self, css: &str, text: &str) {
+        let found = self.execute(
+            "const e = document.querySelector(arguments[0]); if (!e) return false; \
+             e.focus(); e.value = ''; return document.activeElement === e;",
+            json!([css]),
+        );
+        assert_eq!(found, Value::Bool(true), "no focusable input matches {css:?} on {}", self.url());
+        self.cdp("Input.insertText", json!({ "text": text }));
+    }
+
     /// Submits the form matching `form_css` as its default button would
     /// (`requestSubmit`: validation and submit events run) and waits for
     /// the new document.
