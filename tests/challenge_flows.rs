@@ -273,6 +273,7 @@ fn lockout_after_max_attempts_and_auto_unlock() {
     let f = form(&page.text(), "/totp");
     assert_eq!(b.post(&f.action, &f.with(&[("code", &code(&secret, 1))])).status, 303);
     assert!(s.slapd.attr_values(&dn, "twoFactorFailures").is_empty(), "a success resets the count");
+    s.protected.wait_for_error_log("event=unlocked user=alice reason=lock-expired");
 }
 
 #[test]

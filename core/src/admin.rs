@@ -5,8 +5,12 @@ use serde::Serialize;
 
 use crate::completion;
 use crate::config::{Role, Settings};
+use crate::factors::recovery;
+use crate::keys::Keys;
+use crate::secret::Secret;
 use crate::store::codec::{Bound, Completion, Failures, LOCKED_UNTIL_UNLOCKED};
-use crate::store::{Directory, Lookup, StoreError};
+use crate::store::{Change, Directory, Lookup, StoreError, UserEntry};
+use crate::totp::{self, TotpParams, TotpRecord};
 
 /// Why an administrative command failed; `exit_code` follows Unix habits.
 #[derive(Debug)]
@@ -55,12 +59,23 @@ pub struct CompletionInfo {
     pub bound_to: &'static str,
 }
 
+/// The parameters of an enrolled secret (never the secret).
+#[derive(Debug, Serialize)]
+pub struct TotpInfo {
+    pub algorithm: &'static str,
+    pub digits: u32,
+    pub period: u32,
+    /// Hardware token serial number, when imported from a seed file.
+    pub serial: Option<String>,
+}
+
 /// Everything about a user's second factor, never a secret.
 #[derive(Debug, Serialize)]
 pub struct Status {
     pub user: String,
     pub dn: String,
     pub enrolled: bool,
+    pub totp: Option<TotpInfo>,
     pub locked: bool,
     /// ISO 8601, `never` when only an administrator can unlock.
     pub locked_until: Option<String>,
@@ -69,8 +84,11 @@ pub struct Status {
     pub recovery_codes_left: usize,
 }
 
+/// Every state attribute, and objectClass (writes add the auxiliary class where missing).
 fn state_roles(settings: &Settings) -> Vec<&str> {
-    Role::ALL.iter().map(|r| settings.attribute(*r)).collect()
+    let mut attrs: Vec<&str> = Role::ALL.iter().map(|r| settings.attribute(*r)).collect();
+    attrs.push("objectClass");
+    attrs
 }
 
 fn find(directory: &dyn Directory, settings: &Settings, user: &str) -> Result<crate::store::UserEntry, AdminError> {
@@ -104,6 +122,14 @@ pub fn status(directory: &dyn Directory, settings: &Settings, user: &str, now: u
         user: entry.username.clone(),
         dn: entry.dn.clone(),
         enrolled: !entry.values(settings.attribute(Role::Totp)).is_empty(),
+        totp: entry.values(settings.attribute(Role::Totp)).first().and_then(|v| TotpRecord::decode(v)).map(|r| {
+            TotpInfo {
+                algorithm: r.params.algorithm.as_str(),
+                digits: r.params.digits,
+                period: r.params.period,
+                serial: r.serial,
+            }
+        }),
         locked: failures.is_locked(now),
         locked_until: failures.locked_until.filter(|_| failures.is_locked(now)).map(|u| {
             if u == LOCKED_UNTIL_UNLOCKED {
@@ -123,6 +149,244 @@ pub fn status(directory: &dyn Directory, settings: &Settings, user: &str, now: u
 pub fn revoke(directory: &dyn Directory, settings: &Settings, user: &str) -> Result<usize, AdminError> {
     find(directory, settings, user)?;
     Ok(completion::revoke_all(directory, settings, user)?)
+}
+
+fn keys(settings: &Settings) -> Result<&Keys, AdminError> {
+    settings.keys.as_ref().ok_or_else(|| AdminError::Usage("TwoFactorSecretKeyFile is not set".into()))
+}
+
+/// What a TOTP secret is sealed to: its owner (as the challenge handler does).
+pub fn seal_context(user: &str) -> Vec<u8> {
+    format!("totp\n{}", user.to_ascii_lowercase()).into_bytes()
+}
+
+/// The changes that make `record` the user's TOTP secret: the replay state
+/// starts over, and the auxiliary class is added where needed.
+fn totp_changes(settings: &Settings, entry: &UserEntry, record: &TotpRecord) -> Vec<Change> {
+    let totp_attr = settings.attribute(Role::Totp);
+    let mut changes = Vec::with_capacity(3);
+    if let Some(class) = completion::class_for(totp_attr).filter(|c| !entry.has_object_class(c)) {
+        changes.push(Change::Add("objectClass".into(), vec![class.into()]));
+    }
+    changes.push(Change::Replace(totp_attr.into(), vec![record.encode()]));
+    changes.push(Change::Replace(settings.attribute(Role::TotpLast).into(), Vec::new()));
+    changes
+}
+
+/// A new enrollment made by an administrator.
+#[derive(Debug, Serialize)]
+pub struct Enrolled {
+    pub user: String,
+    /// The otpauth URI: holds the secret, printed once for the user's app.
+    pub uri: String,
+    pub algorithm: &'static str,
+    pub digits: u32,
+    pub period: u32,
+}
+
+/// Enrolls `user` with `secret` (or a new random one), replacing any
+/// earlier secret. The caller shows the URI once.
+pub fn enroll(
+    directory: &dyn Directory,
+    settings: &Settings,
+    user: &str,
+    secret: Option<Secret>,
+    params: TotpParams,
+) -> Result<Enrolled, AdminError> {
+    params.validate().map_err(|e| AdminError::Usage(e.to_string()))?;
+    let keys = keys(settings)?;
+    let entry = find(directory, settings, user)?;
+    let secret = match secret {
+        Some(s) => s,
+        None => totp::generate_secret(params.algorithm).map_err(AdminError::Io)?,
+    };
+    let sealed = keys.seal(&seal_context(&entry.username), secret.expose()).map_err(AdminError::Io)?;
+    let record = TotpRecord { sealed, params, serial: None };
+    directory.modify(&entry.dn, &totp_changes(settings, &entry, &record))?;
+    Ok(Enrolled {
+        uri: totp::otpauth_uri(&settings.totp_issuer, &entry.username, secret.expose(), params),
+        user: entry.username,
+        algorithm: params.algorithm.as_str(),
+        digits: params.digits,
+        period: params.period,
+    })
+}
+
+/// What an import did (or would do, with `dry_run`).
+#[derive(Debug, Serialize)]
+pub struct Imported {
+    pub assigned: Vec<ImportedToken>,
+    /// Serial numbers of tokens in the file with no user (not stored).
+    pub unassigned: Vec<String>,
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ImportedToken {
+    pub serial: String,
+    pub user: String,
+    pub algorithm: &'static str,
+    pub digits: u32,
+    pub period: u32,
+}
+
+/// Assigns the seeds of a token file to their users. All or nothing: every
+/// user must exist (exactly one entry) before anything is written.
+pub fn import(
+    directory: &dyn Directory,
+    settings: &Settings,
+    seeds: Vec<crate::import::Seed>,
+    dry_run: bool,
+) -> Result<Imported, AdminError> {
+    let keys = keys(settings)?;
+    let mut planned = Vec::new();
+    let mut unassigned = Vec::new();
+    for seed in seeds {
+        let Some(user) = seed.user.clone().filter(|u| !u.is_empty()) else {
+            unassigned.push(seed.serial.clone());
+            continue;
+        };
+        let entry = match directory.find_user(&user, &state_roles(settings))? {
+            Lookup::Found(entry) => entry,
+            Lookup::NotFound => {
+                return Err(AdminError::Usage(format!("record {}: no user '{user}' in the directory", seed.line)))
+            }
+            Lookup::Ambiguous => {
+                return Err(AdminError::Usage(format!("record {}: more than one entry matches '{user}'", seed.line)))
+            }
+        };
+        planned.push((seed, entry));
+    }
+    let mut assigned = Vec::with_capacity(planned.len());
+    for (seed, entry) in planned {
+        if !dry_run {
+            let sealed = keys.seal(&seal_context(&entry.username), seed.secret.expose()).map_err(AdminError::Io)?;
+            let record = TotpRecord { sealed, params: seed.params, serial: Some(seed.serial.clone()) };
+            directory.modify(&entry.dn, &totp_changes(settings, &entry, &record))?;
+        }
+        assigned.push(ImportedToken {
+            serial: seed.serial,
+            user: entry.username,
+            algorithm: seed.params.algorithm.as_str(),
+            digits: seed.params.digits,
+            period: seed.params.period,
+        });
+    }
+    Ok(Imported { assigned, unassigned, dry_run })
+}
+
+/// Issues `TwoFactorRecoveryCodes` new recovery codes, replacing the old ones.
+pub fn new_recovery_codes(
+    directory: &dyn Directory,
+    settings: &Settings,
+    user: &str,
+) -> Result<Vec<String>, AdminError> {
+    let keys = keys(settings)?;
+    let n = settings.recovery_codes.ok_or_else(|| AdminError::Usage("TwoFactorRecoveryCodes is Off".into()))?;
+    let entry = find(directory, settings, user)?;
+    let codes = recovery::generate(n).map_err(AdminError::Io)?;
+    let attr = settings.attribute(Role::Recovery);
+    let mut changes = Vec::with_capacity(2);
+    if let Some(class) = completion::class_for(attr).filter(|c| !entry.has_object_class(c)) {
+        changes.push(Change::Add("objectClass".into(), vec![class.into()]));
+    }
+    let values = codes.iter().map(|c| recovery::stored_value(keys, &entry.username, c)).collect();
+    changes.push(Change::Replace(attr.into(), values));
+    directory.modify(&entry.dn, &changes)?;
+    Ok(codes)
+}
+
+/// Removes every piece of a user's second-factor state: they enroll again.
+pub fn reset(directory: &dyn Directory, settings: &Settings, user: &str) -> Result<usize, AdminError> {
+    let entry = find(directory, settings, user)?;
+    let changes: Vec<Change> = Role::ALL
+        .iter()
+        .map(|r| settings.attribute(*r))
+        .filter(|a| !entry.values(a).is_empty())
+        .map(|a| Change::Delete(a.into(), Vec::new()))
+        .collect();
+    let count = changes.len();
+    if count > 0 {
+        directory.modify(&entry.dn, &changes)?;
+    }
+    Ok(count)
+}
+
+/// Lifts a lock (and forgets the failure count). True if there was one.
+pub fn unlock(directory: &dyn Directory, settings: &Settings, user: &str, now: u64) -> Result<bool, AdminError> {
+    let entry = find(directory, settings, user)?;
+    let attr = settings.attribute(Role::Failures);
+    let Some(value) = entry.values(attr).first() else { return Ok(false) };
+    let was_locked = Failures::decode(value).is_none_or(|f| f.is_locked(now));
+    directory.modify(&entry.dn, &[Change::Delete(attr.into(), Vec::new())])?;
+    Ok(was_locked)
+}
+
+#[derive(Debug, Serialize)]
+pub struct LockedUser {
+    pub user: String,
+    pub failures: u32,
+    /// ISO 8601, or `never` (an administrator must unlock).
+    pub until: String,
+}
+
+/// Users locked at `now`.
+pub fn locked(directory: &dyn Directory, settings: &Settings, now: u64) -> Result<Vec<LockedUser>, AdminError> {
+    let attr = settings.attribute(Role::Failures);
+    let mut users: Vec<LockedUser> = directory
+        .users_with(attr)?
+        .into_iter()
+        .filter_map(|entry| {
+            let f = Failures::decode(entry.values(attr).first()?)?;
+            let until = f.locked_until.filter(|_| f.is_locked(now))?;
+            let until = if until == LOCKED_UNTIL_UNLOCKED { "never".to_string() } else { iso8601(until) };
+            Some(LockedUser { user: entry.username, failures: f.count, until })
+        })
+        .collect();
+    users.sort_by(|a, b| a.user.cmp(&b.user));
+    Ok(users)
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Rekeyed {
+    /// Secrets re-sealed with the current key.
+    pub resealed: usize,
+    /// Secrets already sealed with it.
+    pub current: usize,
+    /// Users whose secret no listed key opens (they must enroll again).
+    pub unreadable: Vec<String>,
+}
+
+/// Re-seals every stored TOTP secret with the first key file, so that
+/// older key files can be dropped from `TwoFactorSecretKeyFile`.
+pub fn rekey(directory: &dyn Directory, settings: &Settings) -> Result<Rekeyed, AdminError> {
+    let keys = keys(settings)?;
+    let attr = settings.attribute(Role::Totp);
+    let mut report = Rekeyed::default();
+    for entry in directory.users_with(attr)? {
+        let Some(old) = entry.values(attr).first() else { continue };
+        let opened = TotpRecord::decode(old).and_then(|r| {
+            let (secret, current) = keys.open(&seal_context(&entry.username), &r.sealed)?;
+            Some((r, secret, current))
+        });
+        match opened {
+            None => report.unreadable.push(entry.username.clone()),
+            Some((_, _, true)) => report.current += 1,
+            Some((record, secret, false)) => {
+                let sealed = keys.seal(&seal_context(&entry.username), secret.expose()).map_err(AdminError::Io)?;
+                let new = TotpRecord { sealed, ..record };
+                // Compare-and-swap: a user who re-enrolled meanwhile keeps the new secret.
+                match directory.modify(
+                    &entry.dn,
+                    &[Change::Delete(attr.into(), vec![old.clone()]), Change::Add(attr.into(), vec![new.encode()])],
+                ) {
+                    Ok(()) | Err(StoreError::Conflict) => report.resealed += 1,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
+    Ok(report)
 }
 
 /// Unix seconds as `2026-11-22T16:14:19Z`.

@@ -11,6 +11,7 @@ pub mod csrf;
 pub mod factors;
 pub mod form;
 pub mod identity;
+pub mod import;
 pub mod keys;
 pub mod mail;
 pub mod path;

@@ -253,6 +253,8 @@ pub fn verify(
 pub struct TotpRecord {
     pub sealed: Vec<u8>,
     pub params: TotpParams,
+    /// The hardware token's serial number, when the secret came from one.
+    pub serial: Option<String>,
 }
 
 impl std::fmt::Debug for TotpRecord {
@@ -272,6 +274,8 @@ struct TotpRecordV1 {
     a: String,
     d: u32,
     p: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    n: Option<String>,
 }
 
 impl TotpRecord {
@@ -283,6 +287,7 @@ impl TotpRecord {
             a: self.params.algorithm.as_str().to_string(),
             d: self.params.digits,
             p: self.params.period,
+            n: self.serial.clone(),
         };
         serde_json::to_string(&value).unwrap_or_default()
     }
@@ -298,7 +303,7 @@ impl TotpRecord {
             return None;
         }
         let params = TotpParams::new(Algorithm::parse(&raw.a)?, raw.d, raw.p).ok()?;
-        Some(TotpRecord { sealed, params })
+        Some(TotpRecord { sealed, params, serial: raw.n.filter(|n| n.len() <= 64) })
     }
 }
 
@@ -454,6 +459,40 @@ fn xml_escape(text: &str) -> String {
         }
     }
     out
+}
+
+/// `text` as a QR code for a terminal, two rows per line with half
+/// blocks. Light modules are drawn (as `qrencode -t UTF8` does), so the
+/// code reads on the usual dark terminal background.
+pub fn qr_terminal(text: &str) -> Result<String, String> {
+    let code = qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::L)
+        .map_err(|e| format!("cannot encode as a QR code: {e}"))?;
+    let width = code.width();
+    let modules = code.to_colors();
+    let quiet = 2usize;
+    let size = width + 2 * quiet;
+    let light = |x: usize, y: usize| {
+        x < quiet
+            || y < quiet
+            || x >= quiet + width
+            || y >= quiet + width
+            || modules.get((y - quiet) * width + (x - quiet)) != Some(&qrcode::Color::Dark)
+    };
+    let mut out = String::with_capacity(size * (size / 2 + 1) * 3);
+    for y in (0..size).step_by(2) {
+        for x in 0..size {
+            let top = light(x, y);
+            let bottom = y + 1 >= size || light(x, y + 1);
+            out.push(match (top, bottom) {
+                (true, true) => '\u{2588}',
+                (true, false) => '\u{2580}',
+                (false, true) => '\u{2584}',
+                (false, false) => ' ',
+            });
+        }
+        out.push('\n');
+    }
+    Ok(out)
 }
 
 /// Light modules around the symbol (the QR specification's quiet zone).
@@ -833,18 +872,22 @@ mod tests {
 
     #[test]
     fn totp_record_round_trip_and_format() {
-        let record = TotpRecord { sealed: vec![0xfb, 0xff, 1, 2, 3], params: p(Algorithm::Sha256, 8, 60) };
+        let record = TotpRecord {
+            sealed: vec![0xfb, 0xff, 1, 2, 3],
+            params: p(Algorithm::Sha256, 8, 60),
+            serial: Some("TK123".into()),
+        };
         let text = record.encode();
-        assert_eq!(text, r#"{"v":1,"s":"-_8BAgM","a":"SHA256","d":8,"p":60}"#);
+        assert_eq!(text, r#"{"v":1,"s":"-_8BAgM","a":"SHA256","d":8,"p":60,"n":"TK123"}"#);
         assert_eq!(TotpRecord::decode(&text), Some(record.clone()));
         for params in [SHA1_6_30, p(Algorithm::Sha512, 10, 30), p(Algorithm::Sha1, 4, 60)] {
-            let r = TotpRecord { sealed: vec![9; 80], params };
+            let r = TotpRecord { sealed: vec![9; 80], params, serial: None };
             assert_eq!(TotpRecord::decode(&r.encode()), Some(r));
         }
         assert!(!format!("{record:?}").contains("251"), "Debug must not print the bytes");
         assert_eq!(
             TotpRecord::decode(r#"{"v":1,"s":"AQID","a":"SHA1","d":6,"p":30}"#),
-            Some(TotpRecord { sealed: vec![1, 2, 3], params: SHA1_6_30 })
+            Some(TotpRecord { sealed: vec![1, 2, 3], params: SHA1_6_30, serial: None })
         );
     }
 

@@ -1,19 +1,24 @@
 //! twofactorctl: administer mod_twofactor's state in the directory, with
 //! the settings read from the same Apache configuration the module uses.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
 use twofactor_core::admin::{self, AdminError};
-use twofactor_core::config::Settings;
+use twofactor_core::config::{Algorithm, Settings};
 use twofactor_core::keys::MIN_KEY_BYTES;
+use twofactor_core::secret::Secret;
 use twofactor_core::store::LdapDirectory;
-use twofactor_core::{apacheconf, random};
+use twofactor_core::totp::{self, TotpParams};
+use twofactor_core::{apacheconf, import, random};
 
 /// Administer mod_twofactor: keys, users' second factors, completions.
+///
+/// Settings (directory, key file, defaults) come from the TwoFactor*
+/// directives of the Apache configuration given with -f.
 #[derive(Parser)]
 #[command(name = "twofactorctl", version)]
 struct Cli {
@@ -36,7 +41,7 @@ enum Command {
     GenKey {
         /// Where to write it (TwoFactorSecretKeyFile).
         file: PathBuf,
-        /// Replace an existing file (every enrolled secret sealed with it becomes unreadable
+        /// Replace an existing file (secrets sealed with it become unreadable
         /// unless the old file stays listed after the new one).
         #[arg(long)]
         force: bool,
@@ -46,8 +51,47 @@ enum Command {
         /// Username as the gateway sends it.
         user: String,
     },
+    /// Enroll a user's authenticator app or hardware token, replacing any
+    /// earlier one; prints the otpauth URI and a QR code once.
+    Enroll {
+        user: String,
+        /// The token's secret in base32 (default: a new random secret).
+        #[arg(long)]
+        secret: Option<String>,
+        /// SHA1, SHA256 or SHA512 (default: TwoFactorTOTPDefaults).
+        #[arg(long)]
+        algorithm: Option<String>,
+        /// 4, 6, 8 or 10 (default: TwoFactorTOTPDefaults).
+        #[arg(long)]
+        digits: Option<u32>,
+        /// 30 or 60 seconds (default: TwoFactorTOTPDefaults).
+        #[arg(long)]
+        period: Option<u32>,
+    },
+    /// Assign hardware-token seeds from a vendor file (CSV: serial, secret,
+    /// algorithm, digits, period, user; or PSKC, RFC 6030). All or nothing.
+    Import {
+        /// The seed file ("-" for standard input).
+        file: PathBuf,
+        /// Check the file and the users, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// File holding the password of an encrypted PSKC file.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+    /// Issue new recovery codes (the old ones stop working); prints them once.
+    Recovery { user: String },
+    /// Re-seal every stored secret with the first key file (after a key rotation).
+    Rekey,
+    /// Remove all of a user's second-factor state: they enroll again.
+    Reset { user: String },
+    /// Lift a user's lock (and forget their failure count).
+    Unlock { user: String },
     /// Drop all of a user's completions: every browser must pass the challenge again.
     Revoke { user: String },
+    /// List the users who are locked now.
+    Locked,
 }
 
 fn main() -> ExitCode {
@@ -65,28 +109,142 @@ fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+/// Prints `value` as JSON, or `text` for people.
+fn report(json: bool, value: &impl serde::Serialize, text: impl FnOnce() -> String) -> Result<(), AdminError> {
+    if json {
+        let text = serde_json::to_string_pretty(value).map_err(|e| AdminError::Io(e.to_string()))?;
+        println!("{text}");
+    } else {
+        print!("{}", text());
+    }
+    Ok(())
+}
+
 fn run(cli: &Cli) -> Result<(), AdminError> {
+    let json = cli.json;
     match &cli.command {
-        Command::GenKey { file, force } => gen_key(file, *force, cli.json),
+        Command::GenKey { file, force } => gen_key(file, *force, json),
         Command::Status { user } => {
             let (settings, directory) = open(cli)?;
             let status = admin::status(&directory, &settings, user, now())?;
-            if cli.json {
-                print_json(&status)
+            report(json, &status, || status_text(&status))
+        }
+        Command::Enroll { user, secret, algorithm, digits, period } => {
+            let (settings, directory) = open(cli)?;
+            let d = settings.totp_defaults;
+            let algorithm = match algorithm {
+                Some(a) => Algorithm::parse(a).ok_or_else(|| {
+                    AdminError::Usage(format!("--algorithm: invalid value '{a}': SHA1, SHA256 or SHA512"))
+                })?,
+                None => d.algorithm,
+            };
+            let params = TotpParams::new(algorithm, digits.unwrap_or(d.digits), period.unwrap_or(d.period))
+                .map_err(|e| AdminError::Usage(e.to_string()))?;
+            let secret = match secret {
+                Some(text) => Some(Secret::new(
+                    totp::base32_decode(text).ok_or_else(|| AdminError::Usage("--secret: not base32".into()))?,
+                )),
+                None => None,
+            };
+            let done = admin::enroll(&directory, &settings, user, secret, params)?;
+            report(json, &done, || {
+                let qr = totp::qr_terminal(&done.uri).unwrap_or_default();
+                format!(
+                    "{} enrolled ({}, {} digits, {} s). Give this to the user once:\n{}\n{qr}",
+                    done.user, done.algorithm, done.digits, done.period, done.uri
+                )
+            })
+        }
+        Command::Import { file, dry_run, password_file } => {
+            let (settings, directory) = open(cli)?;
+            let bytes = read_input(file)?;
+            let password = match password_file {
+                Some(p) => Some(read_line(p)?),
+                None => None,
+            };
+            let seeds = import::detect_and_parse(&bytes, password.as_deref())
+                .map_err(|e| AdminError::Usage(format!("{}: {e}", file.display())))?;
+            let done = admin::import(&directory, &settings, seeds, *dry_run)?;
+            report(json, &done, || {
+                let mut out = String::new();
+                let verb = if done.dry_run { "would assign" } else { "assigned" };
+                for t in &done.assigned {
+                    out.push_str(&format!(
+                        "{verb} token {} to {} ({}, {} digits, {} s)\n",
+                        t.serial, t.user, t.algorithm, t.digits, t.period
+                    ));
+                }
+                for serial in &done.unassigned {
+                    out.push_str(&format!("skipped token {serial}: no user in the file\n"));
+                }
+                out.push_str(&format!(
+                    "{} token(s) {verb}, {} without a user{}\n",
+                    done.assigned.len(),
+                    done.unassigned.len(),
+                    if done.dry_run { " (dry run: nothing changed)" } else { "" }
+                ));
+                out
+            })
+        }
+        Command::Recovery { user } => {
+            let (settings, directory) = open(cli)?;
+            let codes = admin::new_recovery_codes(&directory, &settings, user)?;
+            let value = serde_json::json!({ "user": user, "codes": codes });
+            report(json, &value, || {
+                format!("New recovery codes for {user} (the old ones no longer work):\n{}\n", codes.join("\n"))
+            })
+        }
+        Command::Rekey => {
+            let (settings, directory) = open(cli)?;
+            let done = admin::rekey(&directory, &settings)?;
+            let result = report(json, &done, || {
+                let mut out = format!("{} secret(s) re-sealed, {} already current\n", done.resealed, done.current);
+                for user in &done.unreadable {
+                    out.push_str(&format!("cannot open the secret of {user}: no listed key file fits\n"));
+                }
+                out
+            });
+            if done.unreadable.is_empty() {
+                result
             } else {
-                print_status(&status);
-                Ok(())
+                Err(AdminError::Io(format!("{} secret(s) could not be opened", done.unreadable.len())))
             }
+        }
+        Command::Reset { user } => {
+            let (settings, directory) = open(cli)?;
+            let count = admin::reset(&directory, &settings, user)?;
+            let value = serde_json::json!({ "user": user, "attributes_removed": count });
+            report(json, &value, || {
+                format!("{user}: second-factor state removed ({count} attribute(s)); they enroll again\n")
+            })
+        }
+        Command::Unlock { user } => {
+            let (settings, directory) = open(cli)?;
+            let was_locked = admin::unlock(&directory, &settings, user, now())?;
+            let value = serde_json::json!({ "user": user, "was_locked": was_locked });
+            report(json, &value, || {
+                if was_locked {
+                    format!("{user}: unlocked\n")
+                } else {
+                    format!("{user}: was not locked (failure count cleared)\n")
+                }
+            })
         }
         Command::Revoke { user } => {
             let (settings, directory) = open(cli)?;
             let count = admin::revoke(&directory, &settings, user)?;
-            if cli.json {
-                print_json(&serde_json::json!({ "user": user, "revoked": count }))
-            } else {
-                println!("{user}: {count} completion(s) revoked");
-                Ok(())
-            }
+            let value = serde_json::json!({ "user": user, "revoked": count });
+            report(json, &value, || format!("{user}: {count} completion(s) revoked\n"))
+        }
+        Command::Locked => {
+            let (settings, directory) = open(cli)?;
+            let users = admin::locked(&directory, &settings, now())?;
+            report(json, &users, || {
+                if users.is_empty() {
+                    return "no user is locked\n".to_string();
+                }
+                users.iter().map(|u| format!("{}\tuntil {}\t{} failure(s)\n", u.user, u.until, u.failures)).collect()
+            })
         }
     }
 }
@@ -105,6 +263,21 @@ fn open(cli: &Cli) -> Result<(Settings, LdapDirectory), AdminError> {
     Ok((settings, directory))
 }
 
+fn read_input(file: &Path) -> Result<Vec<u8>, AdminError> {
+    if file == Path::new("-") {
+        let mut bytes = Vec::new();
+        std::io::stdin().read_to_end(&mut bytes).map_err(|e| AdminError::Io(format!("standard input: {e}")))?;
+        return Ok(bytes);
+    }
+    std::fs::read(file).map_err(|e| AdminError::Usage(format!("cannot read {}: {e}", file.display())))
+}
+
+fn read_line(file: &Path) -> Result<String, AdminError> {
+    let text =
+        std::fs::read_to_string(file).map_err(|e| AdminError::Usage(format!("cannot read {}: {e}", file.display())))?;
+    Ok(text.trim_end_matches(['\n', '\r']).to_string())
+}
+
 fn gen_key(file: &Path, force: bool, json: bool) -> Result<(), AdminError> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut key = vec![0u8; MIN_KEY_BYTES];
@@ -121,32 +294,37 @@ fn gen_key(file: &Path, force: bool, json: bool) -> Result<(), AdminError> {
         AdminError::Io(format!("cannot create {}: {e}{hint}", file.display()))
     })?;
     f.write_all(&key).and_then(|()| f.sync_all()).map_err(|e| AdminError::Io(format!("{}: {e}", file.display())))?;
-    if json {
-        print_json(&serde_json::json!({ "file": file, "bytes": key.len() }))
-    } else {
-        println!("wrote {} random bytes to {} (mode 0600)", key.len(), file.display());
-        Ok(())
+    let value = serde_json::json!({ "file": file, "bytes": key.len() });
+    report(json, &value, || format!("wrote {} random bytes to {} (mode 0600)\n", key.len(), file.display()))
+}
+
+fn status_text(s: &admin::Status) -> String {
+    let mut out = format!("user:           {} ({})\n", s.user, s.dn);
+    match &s.totp {
+        Some(t) => {
+            let serial = t.serial.as_deref().map(|n| format!(", token {n}")).unwrap_or_default();
+            out.push_str(&format!(
+                "enrolled:       yes ({}, {} digits, {} s{serial})\n",
+                t.algorithm, t.digits, t.period
+            ));
+        }
+        None => {
+            out.push_str(&format!("enrolled:       {}\n", if s.enrolled { "yes (unreadable record)" } else { "no" }))
+        }
     }
-}
-
-fn print_json(value: &impl serde::Serialize) -> Result<(), AdminError> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| AdminError::Io(e.to_string()))?;
-    println!("{text}");
-    Ok(())
-}
-
-fn print_status(s: &admin::Status) {
-    println!("user:           {} ({})", s.user, s.dn);
-    println!("enrolled:       {}", if s.enrolled { "yes" } else { "no" });
     match &s.locked_until {
-        Some(until) => println!("locked:         yes, until {until}"),
-        None => println!("locked:         no"),
+        Some(until) => out.push_str(&format!("locked:         yes, until {until}\n")),
+        None => out.push_str("locked:         no\n"),
     }
-    println!("failures:       {}", s.failures);
-    println!("recovery codes: {} left", s.recovery_codes_left);
-    println!("completions:    {}", s.completions.len());
+    out.push_str(&format!("failures:       {}\n", s.failures));
+    out.push_str(&format!("recovery codes: {} left\n", s.recovery_codes_left));
+    out.push_str(&format!("completions:    {}\n", s.completions.len()));
     for c in &s.completions {
         let state = if c.expired { " (expired)" } else { "" };
-        println!("  - {} at {}, expires {}{state}, bound to {}", c.method, c.issued, c.expires, c.bound_to);
+        out.push_str(&format!(
+            "  - {} at {}, expires {}{state}, bound to {}\n",
+            c.method, c.issued, c.expires, c.bound_to
+        ));
     }
+    out
 }

@@ -196,7 +196,7 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
         }
     };
     let Ok(sealed) = ctx.keys.seal(&super::totp::seal_context(&entry.username), secret.expose()) else { return 500 };
-    let record = TotpRecord { sealed, params };
+    let record = TotpRecord { sealed, params, serial: None };
     let codes = match (s.recovery_codes, s.methods.contains(&Method::Recovery)) {
         (Some(n), true) => match recovery::generate(n) {
             Ok(codes) => codes,

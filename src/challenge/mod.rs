@@ -404,12 +404,15 @@ pub(crate) fn record_success(
     method: &str,
 ) -> Result<String, c_int> {
     let s = &ctx.st.settings;
+    // A success ends the count; a lock that ran out ends here for good.
     let reset = cas::update(ctx.directory, &ctx.user, s.attribute(Role::Failures), None, |_, current| match current {
-        Some(_) => Decision::Write(None, ()),
-        None => Decision::Keep(()),
+        Some(value) => Decision::Write(None, Failures::decode(value).is_some_and(|f| f.locked_until.is_some())),
+        None => Decision::Keep(false),
     });
-    if let Err(e) = reset {
-        return Err(directory_trouble(req, ctx, &e));
+    match reset {
+        Ok(true) => event!(req, Level::Info, "unlocked", "user" = canonical, "reason" = "lock-expired"),
+        Ok(false) => {}
+        Err(e) => return Err(directory_trouble(req, ctx, &e)),
     }
     let cookie = match s.session_binding {
         SessionBinding::Cookie => Some(random::token(32).map_err(|_| HTTP_INTERNAL_SERVER_ERROR)?),

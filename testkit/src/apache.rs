@@ -202,7 +202,7 @@ impl Apache {
         text
     }
 
-    /// Restarts on the same port (new configuration body).
+    /// Restarts with a new configuration body (and a new port).
     pub fn restart_with(&mut self, body: &str) {
         self.stop();
         self.body = body.to_string();
