@@ -13,5 +13,7 @@ echo "== lint"
 cargo clippy --workspace --all-targets --features mod_twofactor/test-hooks -- -D warnings
 echo "== build (with the test-only panic paths)"
 cargo build --workspace --features mod_twofactor/test-hooks
+echo "== release build (for the package test)"
+cargo build --release -p mod_twofactor
 echo "== tests"
 cargo test --workspace --features mod_twofactor/test-hooks "$@"
