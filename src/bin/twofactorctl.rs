@@ -177,11 +177,11 @@ fn run(cli: &Cli) -> Result<(), AdminError> {
                 for serial in &done.unassigned {
                     out.push_str(&format!("skipped token {serial}: no user in the file\n"));
                 }
+                let summary = if done.dry_run { "to assign (dry run: nothing changed)" } else { "assigned" };
                 out.push_str(&format!(
-                    "{} token(s) {verb}, {} without a user{}\n",
+                    "{} token(s) {summary}, {} without a user\n",
                     done.assigned.len(),
-                    done.unassigned.len(),
-                    if done.dry_run { " (dry run: nothing changed)" } else { "" }
+                    done.unassigned.len()
                 ));
                 out
             })
