@@ -22,7 +22,7 @@ use twofactor_core::text::log_field;
 use twofactor_core::{identity, path, token};
 
 use crate::apache::log::{event, Level};
-use crate::apache::{Request, Table, DECLINED, OK};
+use crate::apache::{status, Request, Table, DECLINED, OK};
 use crate::state::ServerState;
 
 const NOTE_GATEWAY: &CStr = c"twofactor-gateway";
@@ -31,13 +31,6 @@ const NOTE_VERDICT: &CStr = c"twofactor-verdict";
 const NOTE_ISSUED: &CStr = c"twofactor-issued";
 const ALLOW: &CStr = c"allow";
 pub const CHALLENGE_HANDLER: &CStr = c"twofactor-challenge";
-
-const HTTP_SEE_OTHER: c_int = 303;
-const HTTP_BAD_REQUEST: c_int = 400;
-const HTTP_UNAUTHORIZED: c_int = 401;
-const HTTP_FORBIDDEN: c_int = 403;
-const HTTP_INTERNAL_SERVER_ERROR: c_int = 500;
-const HTTP_SERVICE_UNAVAILABLE: c_int = 503;
 
 /// How long a return token stays valid: enough to finish the challenge.
 const RETURN_TOKEN_LIFETIME_SECS: u64 = 3600;
@@ -78,7 +71,7 @@ pub fn state<'r>(req: &Request<'r>) -> Result<Option<&'r ServerState>, c_int> {
         Some(Runtime::Configured(state)) => Ok(Some(state)),
         None => {
             event!(req, Level::Error, "internal-error", "reason" = "no-configuration");
-            Err(HTTP_INTERNAL_SERVER_ERROR)
+            Err(status::INTERNAL_SERVER_ERROR)
         }
     }
 }
@@ -158,18 +151,18 @@ pub fn header_parser(req: &mut Request<'_>) -> c_int {
         );
         error_page(
             req,
-            HTTP_BAD_REQUEST,
+            status::BAD_REQUEST,
             "Bad request",
             "The address is ambiguous (encoded or dot segments, path parameters, or similar) and was refused.",
         );
-        return HTTP_BAD_REQUEST;
+        return status::BAD_REQUEST;
     }
     let connection_trick =
         req.values(Table::In, "Connection").any(|v| identity::connection_names_protected(v, &st.protected_headers));
     if connection_trick {
         event!(req, Level::Warn, "deny", "reason" = "bad-header", "detail" = "connection-names-security-header");
-        error_page(req, HTTP_BAD_REQUEST, "Bad request", "A security header is named in the Connection header.");
-        return HTTP_BAD_REQUEST;
+        error_page(req, status::BAD_REQUEST, "Bad request", "A security header is named in the Connection header.");
+        return status::BAD_REQUEST;
     }
     DECLINED
 }
@@ -232,8 +225,8 @@ fn evaluate(req: &mut Request<'_>, st: &ServerState, challenge: bool) -> c_int {
         let reason = if gateway == Gateway::BadSecret { "bad-proxy-secret" } else { "untrusted-peer" };
         let peer = req.peer_ip().map_or_else(|| "-".to_string(), |ip| ip.to_string());
         event!(req, Level::Warn, "spoof", "reason" = reason, "peer" = peer);
-        error_page(req, HTTP_FORBIDDEN, "Forbidden", "This server accepts requests from the sign-in gateway only.");
-        return HTTP_FORBIDDEN;
+        error_page(req, status::FORBIDDEN, "Forbidden", "This server accepts requests from the sign-in gateway only.");
+        return status::FORBIDDEN;
     }
 
     let user = match validated_identity(req, st) {
@@ -252,7 +245,7 @@ fn check_completion(req: &mut Request<'_>, st: &ServerState, user: &str) -> c_in
     let s = &st.settings;
     let (Some(keys), Some(directory)) = (&s.keys, &st.directory) else {
         event!(req, Level::Error, "internal-error", "reason" = "no-key-or-directory");
-        return HTTP_INTERNAL_SERVER_ERROR;
+        return status::INTERNAL_SERVER_ERROR;
     };
     // Without the binding's cookie or session id there can be no completion.
     let Some(presented) = presented(req, st) else {
@@ -378,11 +371,11 @@ fn unknown_user(req: &mut Request<'_>, user: &str, detail: &str) -> c_int {
     event!(req, Level::Warn, "deny", "reason" = "unknown-user", "detail" = detail, "user" = user);
     error_page(
         req,
-        HTTP_FORBIDDEN,
+        status::FORBIDDEN,
         "Forbidden",
         "Your account is not set up for this site. Please contact your administrator.",
     );
-    HTTP_FORBIDDEN
+    status::FORBIDDEN
 }
 
 fn directory_error(req: &mut Request<'_>, st: &ServerState, e: &StoreError) -> c_int {
@@ -399,11 +392,11 @@ fn directory_error(req: &mut Request<'_>, st: &ServerState, e: &StoreError) -> c
     req.set(Table::ErrOut, c"Retry-After", "30");
     error_page(
         req,
-        HTTP_SERVICE_UNAVAILABLE,
+        status::SERVICE_UNAVAILABLE,
         "Sign-in temporarily unavailable",
         "The second sign-in step cannot reach its directory right now. Please try again in a minute.",
     );
-    HTTP_SERVICE_UNAVAILABLE
+    status::SERVICE_UNAVAILABLE
 }
 
 fn locked(req: &mut Request<'_>, st: &ServerState, user: &str, until: u64) -> c_int {
@@ -416,11 +409,11 @@ fn locked(req: &mut Request<'_>, st: &ServerState, user: &str, until: u64) -> c_
     }
     error_page(
         req,
-        HTTP_FORBIDDEN,
+        status::FORBIDDEN,
         "Account locked",
         "Too many wrong codes: the second sign-in step is locked for now.",
     );
-    HTTP_FORBIDDEN
+    status::FORBIDDEN
 }
 
 /// The identity header's single valid value, or a 400.
@@ -446,8 +439,8 @@ fn validated_identity<'r>(req: &mut Request<'r>, st: &ServerState) -> Result<&'r
                 "detail" = e.as_str(),
                 "user" = log_field(values[0], 64),
             );
-            error_page(req, HTTP_BAD_REQUEST, "Bad request", "The sign-in gateway sent no valid user name.");
-            Err(HTTP_BAD_REQUEST)
+            error_page(req, status::BAD_REQUEST, "Bad request", "The sign-in gateway sent no valid user name.");
+            Err(status::BAD_REQUEST)
         }
     }
 }
@@ -475,20 +468,20 @@ fn refuse(req: &mut Request<'_>, st: &ServerState, user: &str, reason: &str) -> 
             req.set(Table::ErrOut, c"Cache-Control", "no-store");
             error_page(
                 req,
-                HTTP_UNAUTHORIZED,
+                status::UNAUTHORIZED,
                 "Second sign-in step required",
                 "Complete the second sign-in step in your browser, then try again.",
             );
-            HTTP_UNAUTHORIZED
+            status::UNAUTHORIZED
         }
         Refusal::Forbidden => {
             error_page(
                 req,
-                HTTP_FORBIDDEN,
+                status::FORBIDDEN,
                 "Second sign-in step required",
                 "Complete the second sign-in step in your browser, then try again.",
             );
-            HTTP_FORBIDDEN
+            status::FORBIDDEN
         }
     }
 }
@@ -498,7 +491,7 @@ fn redirect_to_challenge(req: &mut Request<'_>, st: &ServerState, user: &str) ->
     let s = &st.settings;
     let Some(keys) = &s.keys else {
         event!(req, Level::Error, "internal-error", "reason" = "no-key");
-        return HTTP_INTERNAL_SERVER_ERROR;
+        return status::INTERNAL_SERVER_ERROR;
     };
     let initial = req.initial();
     let target = match (initial.raw_path(), initial.args()) {
@@ -511,7 +504,7 @@ fn redirect_to_challenge(req: &mut Request<'_>, st: &ServerState, user: &str) ->
     let location = format!("{}/?r={token}", s.challenge_url);
     req.set(Table::ErrOut, c"Location", &location);
     req.set(Table::ErrOut, c"Cache-Control", "no-store");
-    HTTP_SEE_OTHER
+    status::SEE_OTHER
 }
 
 /// For the handler: the verdict of the access phase, re-evaluated if it is

@@ -176,12 +176,17 @@ fn debian_package_installs_enables_and_purges_cleanly() {
     // Build the package.
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let target = target_dir();
-    let out = Command::new(root.join("packaging/build-deb.sh"))
-        .arg(&target)
-        .current_dir(root)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run packaging/build-deb.sh");
+    // Cargo gives tests variables of its own (OUT_DIR, LD_LIBRARY_PATH,
+    // CARGO_PKG_*): passed on to the release build they would change its
+    // fingerprints and rebuild it from scratch.
+    let mut build = Command::new(root.join("packaging/build-deb.sh"));
+    for (name, _) in std::env::vars_os() {
+        let n = name.to_string_lossy();
+        if n == "OUT_DIR" || n == "LD_LIBRARY_PATH" || (n.starts_with("CARGO") && n != "CARGO_HOME") {
+            build.env_remove(&name);
+        }
+    }
+    let out = build.arg(&target).current_dir(root).stdin(Stdio::null()).output().expect("run packaging/build-deb.sh");
     assert!(out.status.success(), "packaging/build-deb.sh failed:\n{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let deb = PathBuf::from(stdout.lines().last().expect("build-deb.sh prints the package path").trim());

@@ -445,22 +445,6 @@ pub fn otpauth_uri(issuer: &str, account: &str, secret: &[u8], params: TotpParam
     uri
 }
 
-fn xml_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// `text` as a QR code for a terminal, two rows per line with half
 /// blocks. Light modules are drawn (as `qrencode -t UTF8` does), so the
 /// code reads on the usual dark terminal background.
@@ -529,7 +513,7 @@ pub fn qr_svg(text: &str, title: &str) -> Result<String, String> {
     }
     let size = width + 2 * QUIET_ZONE;
     let px = size * MODULE_PX;
-    let title = xml_escape(title);
+    let title = crate::text::html(title);
     Ok(format!(
         concat!(
             r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {size} {size}" width="{px}" height="{px}""#,

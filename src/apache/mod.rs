@@ -14,3 +14,18 @@ use crate::ffi::bindings;
 /// Hook results.
 pub const OK: c_int = bindings::OK as c_int;
 pub const DECLINED: c_int = bindings::DECLINED;
+
+/// The HTTP statuses the module answers with.
+pub mod status {
+    use std::ffi::c_int;
+
+    pub const OK: c_int = 200;
+    pub const SEE_OTHER: c_int = 303;
+    pub const BAD_REQUEST: c_int = 400;
+    pub const UNAUTHORIZED: c_int = 401;
+    pub const FORBIDDEN: c_int = 403;
+    pub const NOT_FOUND: c_int = 404;
+    pub const METHOD_NOT_ALLOWED: c_int = 405;
+    pub const INTERNAL_SERVER_ERROR: c_int = 500;
+    pub const SERVICE_UNAVAILABLE: c_int = 503;
+}

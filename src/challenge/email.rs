@@ -14,11 +14,10 @@ use twofactor_core::store::{Change, Directory, StoreError};
 
 use super::{pages, send_page, Ctx};
 use crate::apache::log::{event, Level};
-use crate::apache::Request;
+use crate::apache::{status, Request};
 
 /// Limit of one SMTP conversation.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
-const HTTP_SERVICE_UNAVAILABLE: c_int = 503;
 
 /// Why the passcode is wanted.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -54,20 +53,17 @@ impl Purpose {
 
 pub fn send(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
     let purpose = Purpose::parse(ctx.field("purpose"));
-    let entry = match ctx.entry(req) {
+    let entry = match ctx.unlocked_entry(req) {
         Ok(entry) => entry,
         Err(status) => return status,
     };
-    if let Some(until) = ctx.locked_until(&entry) {
-        return super::locked_page(req, until);
-    }
     let (Some(smtp), Some(to), true) = (&ctx.st.settings.smtp, ctx.mail_address(&entry), purpose.allowed(ctx)) else {
         return super::start(req, ctx, Some("A code cannot be sent by mail for this account."));
     };
     let s = &ctx.st.settings;
     let code = match factors::random_digits(factors::email::DIGITS) {
         Ok(code) => code,
-        Err(_) => return 500,
+        Err(_) => return status::INTERNAL_SERVER_ERROR,
     };
     let (keys, user, now) = (ctx.keys, ctx.user.clone(), ctx.now);
     let ttl = s.email_code_ttl.as_secs();
@@ -87,7 +83,11 @@ pub fn send(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
             // Throttled: no mail; the form for the code already sent.
             event!(req, Level::Info, "email-throttled", "user" = ctx.user.as_str(), "wait" = wait);
             let notice = format!("A code was sent moments ago. You can ask for a new one in {wait} seconds.");
-            return send_page(req, 200, &pages::email_code(&ctx.form_base(), purpose.as_str(), Some(&notice), None));
+            return send_page(
+                req,
+                status::OK,
+                &pages::email_code(&ctx.form_base(), purpose.as_str(), Some(&notice), None),
+            );
         }
         Err(e) => return super::directory_trouble(req, ctx, &e),
     };
@@ -105,7 +105,7 @@ pub fn send(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
         let _ = ctx.directory.modify(&entry.dn, &[Change::Delete(s.attribute(Role::EmailCode).into(), vec![value])]);
         return send_page(
             req,
-            HTTP_SERVICE_UNAVAILABLE,
+            status::SERVICE_UNAVAILABLE,
             &pages::message(
                 "Mail could not be sent",
                 "The sign-in service cannot send mail right now. Please try again in a few minutes, or use another way.",
@@ -114,19 +114,16 @@ pub fn send(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
         );
     }
     event!(req, Level::Info, "email-sent", "user" = ctx.user.as_str(), "purpose" = purpose.as_str());
-    send_page(req, 200, &pages::email_code(&ctx.form_base(), purpose.as_str(), None, None))
+    send_page(req, status::OK, &pages::email_code(&ctx.form_base(), purpose.as_str(), None, None))
 }
 
 pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
     let purpose = Purpose::parse(ctx.field("purpose"));
     let code = ctx.field("code").unwrap_or("").to_string();
-    let entry = match ctx.entry(req) {
+    let entry = match ctx.unlocked_entry(req) {
         Ok(entry) => entry,
         Err(status) => return status,
     };
-    if let Some(until) = ctx.locked_until(&entry) {
-        return super::locked_page(req, until);
-    }
     if !purpose.allowed(ctx) {
         return super::start(req, ctx, Some("Codes by mail are not offered here."));
     }
@@ -155,7 +152,7 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
             } else {
                 &message
             };
-            send_page(req, 200, &pages::email_code(&ctx.form_base(), purpose.as_str(), None, Some(message)))
+            send_page(req, status::OK, &pages::email_code(&ctx.form_base(), purpose.as_str(), None, Some(message)))
         }
         Err(until) => super::locked_page(req, until),
     }

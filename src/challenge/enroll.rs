@@ -21,7 +21,7 @@ use twofactor_core::totp::{self, LastStep, TotpParams, TotpRecord};
 
 use super::{pages, send_page, Ctx};
 use crate::apache::log::{event, Level};
-use crate::apache::{Request, Table};
+use crate::apache::{status, Request, Table};
 
 /// Re-enrolling without mail proof needs a completion this recent.
 const RECENT_COMPLETION_SECS: u64 = 900;
@@ -77,10 +77,7 @@ fn has_completion(req: &Request<'_>, ctx: &Ctx<'_>, entry: &UserEntry) -> bool {
 /// Checks everything that must hold before a secret is shown or saved.
 /// `Err` is the response already decided.
 fn permitted(req: &mut Request<'_>, ctx: &mut Ctx<'_>, proof: &str) -> Result<UserEntry, c_int> {
-    let entry = ctx.entry(req)?;
-    if let Some(until) = ctx.locked_until(&entry) {
-        return Err(super::locked_page(req, until));
-    }
+    let entry = ctx.unlocked_entry(req)?;
     if !allowed_here(ctx) {
         event!(req, Level::Warn, "deny", "reason" = "enrollment-not-allowed", "user" = ctx.user.as_str());
         return Err(super::start(req, ctx, Some("Setting up a second factor is not possible from here.")));
@@ -115,11 +112,11 @@ pub fn show(req: &mut Request<'_>, ctx: &mut Ctx<'_>, proof: &str) -> c_int {
     let defaults = ctx.st.settings.totp_defaults;
     let params = match TotpParams::new(defaults.algorithm, defaults.digits, defaults.period) {
         Ok(p) => p,
-        Err(_) => return 500,
+        Err(_) => return status::INTERNAL_SERVER_ERROR,
     };
     let secret = match totp::generate_secret(params.algorithm) {
         Ok(s) => s,
-        Err(_) => return 500,
+        Err(_) => return status::INTERNAL_SERVER_ERROR,
     };
     let pending = Pending {
         s: totp::base32_encode(secret.expose()),
@@ -129,7 +126,7 @@ pub fn show(req: &mut Request<'_>, ctx: &mut Ctx<'_>, proof: &str) -> c_int {
         e: ctx.now + PENDING_LIFETIME_SECS,
     };
     let sealed = serde_json::to_vec(&pending).ok().and_then(|json| ctx.keys.seal(&pending_context(ctx), &json).ok());
-    let Some(sealed) = sealed else { return 500 };
+    let Some(sealed) = sealed else { return status::INTERNAL_SERVER_ERROR };
     render(req, ctx, proof, &secret, params, &URL_SAFE_NO_PAD.encode(sealed), None)
 }
 
@@ -144,7 +141,9 @@ fn render(
 ) -> c_int {
     let s = &ctx.st.settings;
     let uri = totp::otpauth_uri(&s.totp_issuer, &ctx.user, secret.expose(), params);
-    let Ok(svg) = totp::qr_svg(&uri, "QR code for your authenticator app") else { return 500 };
+    let Ok(svg) = totp::qr_svg(&uri, "QR code for your authenticator app") else {
+        return status::INTERNAL_SERVER_ERROR;
+    };
     let base32 = totp::base32_encode(secret.expose());
     let view = pages::Enrollment {
         qr_svg: &svg,
@@ -158,7 +157,7 @@ fn render(
         proof,
         registration_message: s.registration_message.as_deref(),
     };
-    send_page(req, 200, &pages::enroll(&ctx.form_base(), &view, error))
+    send_page(req, status::OK, &pages::enroll(&ctx.form_base(), &view, error))
 }
 
 /// The pending secret of the form, if it is this user's and browser's and fresh.
@@ -195,12 +194,14 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
             return render(req, ctx, &proof, &secret, params, &pending, Some(message));
         }
     };
-    let Ok(sealed) = ctx.keys.seal(&super::totp::seal_context(&entry.username), secret.expose()) else { return 500 };
+    let Ok(sealed) = ctx.keys.seal(&super::totp::seal_context(&entry.username), secret.expose()) else {
+        return status::INTERNAL_SERVER_ERROR;
+    };
     let record = TotpRecord { sealed, params, serial: None };
     let codes = match (s.recovery_codes, s.methods.contains(&Method::Recovery)) {
         (Some(n), true) => match recovery::generate(n) {
             Ok(codes) => codes,
-            Err(_) => return 500,
+            Err(_) => return status::INTERNAL_SERVER_ERROR,
         },
         _ => Vec::new(),
     };
@@ -229,7 +230,7 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
         Err(e) => return super::directory_trouble(req, ctx, &e),
     }
     match super::record_success(req, ctx, &entry.username, "enrolled") {
-        Ok(target) => send_page(req, 200, &pages::enrolled(&codes, &target)),
+        Ok(target) => send_page(req, status::OK, &pages::enrolled(&codes, &target)),
         Err(status) => status,
     }
 }

@@ -29,17 +29,9 @@ use twofactor_core::store::{Directory, LdapDirectory, Lookup, StoreError, UserEn
 use twofactor_core::{admin, form, random, text, token};
 
 use crate::apache::log::{event, Level};
-use crate::apache::{Request, Table, DECLINED, OK};
+use crate::apache::{status, Request, Table, DECLINED, OK};
 use crate::enforce::{self, error_page, now, CHALLENGE_HANDLER};
 use crate::state::ServerState;
-
-const HTTP_SEE_OTHER: c_int = 303;
-const HTTP_BAD_REQUEST: c_int = 400;
-const HTTP_FORBIDDEN: c_int = 403;
-const HTTP_NOT_FOUND: c_int = 404;
-const HTTP_METHOD_NOT_ALLOWED: c_int = 405;
-const HTTP_INTERNAL_SERVER_ERROR: c_int = 500;
-const HTTP_SERVICE_UNAVAILABLE: c_int = 503;
 
 /// Largest form body accepted.
 const MAX_FORM_BYTES: usize = 16 * 1024;
@@ -54,14 +46,14 @@ pub fn handler(req: &mut Request<'_>) -> c_int {
         Ok(Some(st)) => st,
         Ok(None) => {
             event!(req, Level::Error, "config-error", "reason" = "handler-without-twofactor-configuration");
-            return HTTP_NOT_FOUND;
+            return status::NOT_FOUND;
         }
         Err(status) => return status,
     };
-    let Ok(uri) = std::str::from_utf8(req.uri()) else { return HTTP_NOT_FOUND };
+    let Ok(uri) = std::str::from_utf8(req.uri()) else { return status::NOT_FOUND };
     if !st.settings.is_challenge_path(uri) {
         event!(req, Level::Error, "config-error", "reason" = "handler-outside-challenge-url");
-        return HTTP_NOT_FOUND;
+        return status::NOT_FOUND;
     }
     let route = uri[st.settings.challenge_url.len()..].trim_end_matches('/').to_string();
     #[cfg(feature = "test-hooks")]
@@ -74,9 +66,9 @@ pub fn handler(req: &mut Request<'_>) -> c_int {
     }
     let (Some(keys), Some(directory)) = (&st.settings.keys, &st.directory) else {
         event!(req, Level::Error, "internal-error", "reason" = "no-key-or-directory");
-        return HTTP_INTERNAL_SERVER_ERROR;
+        return status::INTERNAL_SERVER_ERROR;
     };
-    let Some((takes_get, takes_post)) = route_methods(&route) else { return HTTP_NOT_FOUND };
+    let Some((takes_get, takes_post)) = route_methods(&route) else { return status::NOT_FOUND };
     let post = req.method() == "POST";
     let method_ok = if post { takes_post } else { takes_get && matches!(req.method(), "GET" | "HEAD") };
     if !method_ok {
@@ -86,7 +78,7 @@ pub fn handler(req: &mut Request<'_>) -> c_int {
             _ => "POST",
         };
         req.set(Table::ErrOut, c"Allow", allow);
-        return HTTP_METHOD_NOT_ALLOWED;
+        return status::METHOD_NOT_ALLOWED;
     }
     let user = req.user().unwrap_or("").to_string();
     let mut ctx = match Ctx::new(req, st, keys, directory, user, post) {
@@ -108,7 +100,7 @@ pub fn handler(req: &mut Request<'_>) -> c_int {
         (true, "/recovery") => recovery::submit(req, &mut ctx),
         (false, "/enroll") => enroll::page(req, &mut ctx),
         (true, "/enroll") => enroll::submit(req, &mut ctx),
-        _ => HTTP_NOT_FOUND,
+        _ => status::NOT_FOUND,
     }
 }
 
@@ -168,7 +160,7 @@ impl<'a> Ctx<'a> {
                 Some(fields) => fields,
                 None => {
                     event!(req, Level::Warn, "deny", "reason" = "bad-form", "user" = user.as_str());
-                    return Err(HTTP_BAD_REQUEST);
+                    return Err(status::BAD_REQUEST);
                 }
             };
             return_token = form::single(&fields, "r").unwrap_or("").to_string();
@@ -178,7 +170,7 @@ impl<'a> Ctx<'a> {
                 event!(req, Level::Warn, "deny", "reason" = "csrf", "user" = user.as_str());
                 send_page(
                     req,
-                    HTTP_FORBIDDEN,
+                    status::FORBIDDEN,
                     &pages::message(
                         "Please start again",
                         "This form expired or did not come from this browser's sign-in page.",
@@ -197,7 +189,7 @@ impl<'a> Ctx<'a> {
             match existing {
                 Some(nonce) => nonce,
                 None => {
-                    let nonce = random::token(32).map_err(|_| HTTP_INTERNAL_SERVER_ERROR)?;
+                    let nonce = random::token(32).map_err(|_| status::INTERNAL_SERVER_ERROR)?;
                     let cookie = format!(
                         "{nonce_cookie}={nonce}; Path={}; HttpOnly; Secure; SameSite=Lax",
                         st.settings.challenge_url
@@ -236,7 +228,7 @@ impl<'a> Ctx<'a> {
                 event!(req, Level::Warn, "deny", "reason" = "unknown-user", "user" = self.user.as_str());
                 send_page(
                     req,
-                    HTTP_FORBIDDEN,
+                    status::FORBIDDEN,
                     &pages::message(
                         "Account not set up",
                         "Your account is not set up for the second sign-in step. Please contact your administrator.",
@@ -246,6 +238,15 @@ impl<'a> Ctx<'a> {
                 Err(OK)
             }
             Err(e) => Err(directory_trouble(req, self, &e)),
+        }
+    }
+
+    /// The entry, or the locked page (as `Err`) if the account is locked.
+    pub fn unlocked_entry(&self, req: &mut Request<'_>) -> Result<UserEntry, c_int> {
+        let entry = self.entry(req)?;
+        match self.locked_until(&entry) {
+            Some(until) => Err(locked_page(req, until)),
+            None => Ok(entry),
         }
     }
 
@@ -289,7 +290,7 @@ pub(crate) fn start(req: &mut Request<'_>, ctx: &mut Ctx<'_>, error: Option<&str
         event!(req, Level::Info, "deny", "reason" = "bad-return-token", "user" = ctx.user.as_str());
         return send_page(
             req,
-            HTTP_BAD_REQUEST,
+            status::BAD_REQUEST,
             &pages::message(
                 "This sign-in link has expired",
                 "Go back to the application and open it again: you will come back here with a fresh link.",
@@ -315,7 +316,7 @@ pub(crate) fn start(req: &mut Request<'_>, ctx: &mut Ctx<'_>, error: Option<&str
             pages::Options { enroll: options.enroll && (!needs_mail || options_can_mail(ctx, &entry)), ..options };
         pages::choose(&ctx.form_base(), &ctx.user, &options, needs_mail, mail.as_deref())
     };
-    send_page(req, 200, &body)
+    send_page(req, status::OK, &body)
 }
 
 fn options_can_mail(ctx: &Ctx<'_>, entry: &UserEntry) -> bool {
@@ -333,7 +334,7 @@ fn mask_mail(mail: &str) -> String {
 pub(crate) fn locked_page(req: &mut Request<'_>, until: u64) -> c_int {
     let when = (until != LOCKED_UNTIL_UNLOCKED).then(|| admin::iso8601(until).replace('T', " ").replace('Z', ""));
     let minutes = until.saturating_sub(now()).div_ceil(60);
-    send_page(req, HTTP_FORBIDDEN, &pages::locked(when.as_deref().map(|w| (w, minutes))))
+    send_page(req, status::FORBIDDEN, &pages::locked(when.as_deref().map(|w| (w, minutes))))
 }
 
 /// One more wrong code: counted atomically (parallel guesses all count);
@@ -390,7 +391,7 @@ pub(crate) fn finish(req: &mut Request<'_>, ctx: &Ctx<'_>, canonical: &str, meth
         Ok(target) => {
             req.set(Table::ErrOut, c"Location", &target);
             req.set(Table::ErrOut, c"Cache-Control", "no-store");
-            HTTP_SEE_OTHER
+            status::SEE_OTHER
         }
         Err(status) => status,
     }
@@ -415,7 +416,7 @@ pub(crate) fn record_success(
         Err(e) => return Err(directory_trouble(req, ctx, &e)),
     }
     let cookie = match s.session_binding {
-        SessionBinding::Cookie => Some(random::token(32).map_err(|_| HTTP_INTERNAL_SERVER_ERROR)?),
+        SessionBinding::Cookie => Some(random::token(32).map_err(|_| status::INTERNAL_SERVER_ERROR)?),
         _ => None,
     };
     let session_header =
@@ -426,8 +427,8 @@ pub(crate) fn record_success(
         (SessionBinding::None, _) => Presented::Anywhere,
         _ => {
             event!(req, Level::Warn, "deny", "reason" = "no-gateway-session", "user" = canonical);
-            error_page(req, HTTP_BAD_REQUEST, "Bad request", "The sign-in gateway sent no session id.");
-            return Err(HTTP_BAD_REQUEST);
+            error_page(req, status::BAD_REQUEST, "Bad request", "The sign-in gateway sent no session id.");
+            return Err(status::BAD_REQUEST);
         }
     };
     // The expiry is the challenge location's TwoFactorMaxAge; a protected
@@ -506,7 +507,7 @@ pub(crate) fn directory_trouble(req: &mut Request<'_>, ctx: &Ctx<'_>, e: &StoreE
     req.set(Table::ErrOut, c"Retry-After", "30");
     send_page(
         req,
-        HTTP_SERVICE_UNAVAILABLE,
+        status::SERVICE_UNAVAILABLE,
         &pages::message(
             "Sign-in temporarily unavailable",
             "The second sign-in step cannot reach its directory right now. Please try again in a minute.",

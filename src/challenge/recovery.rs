@@ -7,13 +7,13 @@ use twofactor_core::factors::recovery;
 use twofactor_core::store::{Change, Directory, StoreError};
 
 use super::{pages, send_page, Ctx};
-use crate::apache::Request;
+use crate::apache::{status, Request};
 
 pub fn page(req: &mut Request<'_>, ctx: &mut Ctx<'_>, error: Option<&str>) -> c_int {
     if !ctx.offers(Method::Recovery) {
         return super::start(req, ctx, Some("Recovery codes are not accepted here."));
     }
-    send_page(req, 200, &pages::recovery(&ctx.form_base(), error))
+    send_page(req, status::OK, &pages::recovery(&ctx.form_base(), error))
 }
 
 pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
@@ -21,13 +21,10 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
         return super::start(req, ctx, Some("Recovery codes are not accepted here."));
     }
     let code = ctx.field("code").unwrap_or("").to_string();
-    let entry = match ctx.entry(req) {
+    let entry = match ctx.unlocked_entry(req) {
         Ok(entry) => entry,
         Err(status) => return status,
     };
-    if let Some(until) = ctx.locked_until(&entry) {
-        return super::locked_page(req, until);
-    }
     let attr = ctx.st.settings.attribute(Role::Recovery);
     let values = entry.values(attr);
     if let Some(value) = recovery::matching(values, ctx.keys, &ctx.user, &code) {

@@ -9,7 +9,7 @@ use twofactor_core::totp::{self, LastStep, TotpRecord};
 
 use super::{pages, send_page, Ctx};
 use crate::apache::log::{event, Level};
-use crate::apache::Request;
+use crate::apache::{status, Request};
 
 /// What a TOTP secret is sealed to: its owner.
 pub fn seal_context(user: &str) -> Vec<u8> {
@@ -18,13 +18,10 @@ pub fn seal_context(user: &str) -> Vec<u8> {
 
 pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
     let code = ctx.field("code").unwrap_or("").to_string();
-    let entry = match ctx.entry(req) {
+    let entry = match ctx.unlocked_entry(req) {
         Ok(entry) => entry,
         Err(status) => return status,
     };
-    if let Some(until) = ctx.locked_until(&entry) {
-        return super::locked_page(req, until);
-    }
     let s = &ctx.st.settings;
     let Some(record) = entry.values(s.attribute(Role::Totp)).first().and_then(|v| TotpRecord::decode(v)) else {
         return super::start(req, ctx, Some("No authenticator is set up for your account."));
@@ -33,7 +30,7 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
         event!(req, Level::Error, "totp-error", "reason" = "cannot-open-secret", "user" = entry.username.as_str());
         return send_page(
             req,
-            500,
+            status::INTERNAL_SERVER_ERROR,
             &pages::message(
                 "Your authenticator cannot be checked",
                 "The stored setup of your authenticator cannot be read (was the key file changed?). \
