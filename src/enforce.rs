@@ -353,6 +353,22 @@ fn strip_session_cookie(req: &mut Request<'_>, st: &ServerState) {
     }
 }
 
+/// One `event=ldap-error` line, summarised: repeats of the same kind within
+/// 10 s are counted, not written.
+pub fn log_directory_error(req: &Request<'_>, st: &ServerState, e: &StoreError, user: Option<&str>) {
+    if let Some(repeats) = st.should_log_error(e.reason(), Instant::now()) {
+        event!(
+            req,
+            Level::Error,
+            "ldap-error",
+            "reason" = e.reason(),
+            "detail" = log_field(e.to_string().as_bytes(), 300),
+            "repeated" = repeats,
+            "user" = user.unwrap_or("-")
+        );
+    }
+}
+
 /// Decimal digits of `n` without an allocation.
 fn format_u64(mut n: u64, buf: &mut [u8; 20]) -> &str {
     let mut i = buf.len();
@@ -379,16 +395,7 @@ fn unknown_user(req: &mut Request<'_>, user: &str, detail: &str) -> c_int {
 }
 
 fn directory_error(req: &mut Request<'_>, st: &ServerState, e: &StoreError) -> c_int {
-    if let Some(repeats) = st.should_log_error(e.reason(), Instant::now()) {
-        event!(
-            req,
-            Level::Error,
-            "ldap-error",
-            "reason" = e.reason(),
-            "detail" = log_field(e.to_string().as_bytes(), 300),
-            "repeated" = repeats
-        );
-    }
+    log_directory_error(req, st, e, None);
     req.set(Table::ErrOut, c"Retry-After", "30");
     error_page(
         req,

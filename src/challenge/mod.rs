@@ -493,17 +493,7 @@ fn return_target(req: &Request<'_>, ctx: &Ctx<'_>) -> String {
 
 /// The directory failed: one log line (summarised) and a clear page.
 pub(crate) fn directory_trouble(req: &mut Request<'_>, ctx: &Ctx<'_>, e: &StoreError) -> c_int {
-    if let Some(repeats) = ctx.st.should_log_error(e.reason(), Instant::now()) {
-        event!(
-            req,
-            Level::Error,
-            "ldap-error",
-            "reason" = e.reason(),
-            "detail" = text::log_field(e.to_string().as_bytes(), 300),
-            "repeated" = repeats,
-            "user" = ctx.user.as_str()
-        );
-    }
+    enforce::log_directory_error(req, ctx.st, e, Some(&ctx.user));
     req.set(Table::ErrOut, c"Retry-After", "30");
     send_page(
         req,
