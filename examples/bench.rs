@@ -11,7 +11,8 @@
 //! by 2N.
 //!
 //! Build with `cargo build --release --workspace --lib --bins --examples`,
-//! then run `target/release/examples/bench [ROUNDS] [SECONDS]`.
+//! then run `target/release/examples/bench [ROUNDS] [SECONDS]` (ROUNDS 0:
+//! only the callgrind comparison; the profiles stay in target/bench/).
 
 use std::fs;
 use std::process::Command;
@@ -64,7 +65,17 @@ fn main() {
     let plain_root = dir.path().join("plain");
     fs::create_dir_all(plain_root.join("htdocs/static")).unwrap();
     fs::write(plain_root.join("htdocs/static/index.html"), &page).unwrap();
-    let plain = Apache::start(&plain_root, ApacheOptions { with_module: false, ..options }, "");
+    let plain = Apache::start(&plain_root, ApacheOptions { with_module: false, ..options.clone() }, "");
+    // The same server with the same <Location> section (a neutral one): what
+    // the module costs beyond the section a protected site has anyway.
+    let sectioned_root = dir.path().join("sectioned");
+    fs::create_dir_all(sectioned_root.join("htdocs/static")).unwrap();
+    fs::write(sectioned_root.join("htdocs/static/index.html"), &page).unwrap();
+    let mut sectioned = Apache::start(
+        &sectioned_root,
+        ApacheOptions { with_module: false, ..options },
+        "<Location /static>\n  Require all granted\n</Location>\n",
+    );
 
     // alice's browser completed the challenge.
     let keys = Keys::from_files(&[Secret::new(key.clone())]).unwrap();
@@ -86,61 +97,73 @@ fn main() {
         assert_eq!(r.status, 200, "sanity request to {}", server.root.display());
     }
 
-    println!("wrk -t1 -c{CONNECTIONS} -d{seconds}s, {rounds} alternating rounds, static file of {} bytes", page.len());
-    println!("throughput is noisy on a shared machine; Apache's own CPU time per request is the steadier measure");
-    let mut rate_ratios = Vec::new();
-    let mut cpu_ratios = Vec::new();
-    for round in 0..rounds {
-        // Alternate who goes first, so drift in the machine's load is shared.
-        let (a, b) = if round % 2 == 0 {
-            let a = measure(&cached, seconds, &cookie);
-            (a, measure(&plain, seconds, &cookie))
-        } else {
-            let b = measure(&plain, seconds, &cookie);
-            (measure(&cached, seconds, &cookie), b)
-        };
-        rate_ratios.push(a.rate / b.rate);
-        cpu_ratios.push(a.cpu_us / b.cpu_us);
+    // ROUNDS 0: instructions only (callgrind), no wrk.
+    if rounds > 0 {
         println!(
-            "round {}: module (cached allow) {:7.0} req/s {:5.1} us CPU/req | Apache alone {:7.0} req/s {:5.1} us CPU/req | ratios {:.3} {:.3}",
-            round + 1,
-            a.rate,
-            a.cpu_us,
-            b.rate,
-            b.cpu_us,
-            a.rate / b.rate,
-            a.cpu_us / b.cpu_us
+            "wrk -t1 -c{CONNECTIONS} -d{seconds}s, {rounds} alternating rounds, static file of {} bytes",
+            page.len()
         );
-    }
-    let rate = median(&mut rate_ratios);
-    let cpu = median(&mut cpu_ratios);
-    println!("median throughput ratio cached-allow / Apache-alone: {rate:.3} ({:+.1} %)", (rate - 1.0) * 100.0);
-    println!("median CPU-per-request ratio cached-allow / Apache-alone: {cpu:.3} ({:+.1} %)", (cpu - 1.0) * 100.0);
-    assert_only_200(&cached);
-    assert_only_200(&plain);
+        println!("throughput is noisy on a shared machine; Apache's own CPU time per request is the steadier measure");
+        let mut rate_ratios = Vec::new();
+        let mut cpu_ratios = Vec::new();
+        for round in 0..rounds {
+            // Alternate who goes first, so drift in the machine's load is shared.
+            let (a, b) = if round % 2 == 0 {
+                let a = measure(&cached, seconds, &cookie);
+                (a, measure(&plain, seconds, &cookie))
+            } else {
+                let b = measure(&plain, seconds, &cookie);
+                (measure(&cached, seconds, &cookie), b)
+            };
+            rate_ratios.push(a.rate / b.rate);
+            cpu_ratios.push(a.cpu_us / b.cpu_us);
+            println!(
+                "round {}: module (cached allow) {:7.0} req/s {:5.1} us CPU/req | Apache alone {:7.0} req/s {:5.1} us CPU/req | ratios {:.3} {:.3}",
+                round + 1,
+                a.rate,
+                a.cpu_us,
+                b.rate,
+                b.cpu_us,
+                a.rate / b.rate,
+                a.cpu_us / b.cpu_us
+            );
+        }
+        let rate = median(&mut rate_ratios);
+        let cpu = median(&mut cpu_ratios);
+        println!("median throughput ratio cached-allow / Apache-alone: {rate:.3} ({:+.1} %)", (rate - 1.0) * 100.0);
+        println!("median CPU-per-request ratio cached-allow / Apache-alone: {cpu:.3} ({:+.1} %)", (cpu - 1.0) * 100.0);
+        assert_only_200(&cached);
+        assert_only_200(&plain);
 
-    let before = slapd.log();
-    let (searches0, binds0, conns0) = ldap_ops(&before);
-    let rate = wrk(&uncached, seconds, &cookie);
-    let after = slapd.log();
-    let (searches1, binds1, conns1) = ldap_ops(&after);
-    let requests = count_requests(&uncached);
-    println!(
-        "uncached (TwoFactorCacheTTL 0): {rate:.0} req/s; per check: {:.3} searches, {:.4} binds, {:.4} new connections ({requests} requests)",
-        (searches1 - searches0) as f64 / requests as f64,
-        (binds1 - binds0) as f64 / requests as f64,
-        (conns1 - conns0) as f64 / requests as f64,
-    );
-    assert_only_200(&uncached);
+        let before = slapd.log();
+        let (searches0, binds0, conns0) = ldap_ops(&before);
+        let rate = wrk(&uncached, seconds, &cookie);
+        let after = slapd.log();
+        let (searches1, binds1, conns1) = ldap_ops(&after);
+        let requests = count_requests(&uncached);
+        println!(
+            "uncached (TwoFactorCacheTTL 0): {rate:.0} req/s; per check: {:.3} searches, {:.4} binds, {:.4} new connections ({requests} requests)",
+            (searches1 - searches0) as f64 / requests as f64,
+            (binds1 - binds0) as f64 / requests as f64,
+            (conns1 - conns0) as f64 / requests as f64,
+        );
+        assert_only_200(&uncached);
+    }
 
     let mut cached = cached;
     let mut plain = plain;
     let with_module = instructions_per_request(&mut cached, &cookie, dir.path());
     let without = instructions_per_request(&mut plain, &cookie, dir.path());
+    let with_section = instructions_per_request(&mut sectioned, &cookie, dir.path());
     println!(
         "callgrind, instructions per request (user space): module (cached allow) {with_module:.0}, Apache alone {without:.0}, ratio {:.3} ({:+.0} instructions)",
         with_module / without,
         with_module - without
+    );
+    println!(
+        "callgrind, against Apache alone with the same <Location> section ({with_section:.0}): ratio {:.3} ({:+.0} instructions)",
+        with_module / with_section,
+        with_module - with_section
     );
 }
 
@@ -188,6 +211,13 @@ fn instructions_per_request(apache: &mut Apache, cookie: &str, scratch: &std::pa
                 .unwrap_or_else(|| panic!("no totals in {}", out.display()))
         })
         .collect();
+    // Kept for `callgrind_annotate --inclusive=yes target/bench/<server>.callgrind`.
+    let kept = testkit::repo_root().join("target/bench");
+    let name = apache.root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if fs::create_dir_all(&kept).is_ok() {
+        let _ =
+            fs::copy(out_dir.join(format!("{}-{}.out", apache.port, 3 * N)), kept.join(format!("{name}.callgrind")));
+    }
     (totals[1] - totals[0]) / (2 * N) as f64
 }
 

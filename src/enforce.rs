@@ -170,7 +170,7 @@ pub fn header_parser(req: &mut Request<'_>) -> c_int {
 /// Whether this request is in an enforced scope, and whether it is for the challenge handler.
 fn scope(req: &Request<'_>, st: &ServerState) -> (bool, bool) {
     let enforced = req.dir_conf().is_some_and(|d| d.parsed.enabled());
-    let challenge = std::str::from_utf8(req.uri()).is_ok_and(|uri| st.settings.is_challenge_path(uri));
+    let challenge = st.settings.is_challenge_path_bytes(req.uri());
     (enforced, challenge)
 }
 

@@ -6,6 +6,7 @@
 //! causes redirect loops after a change).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -23,15 +24,35 @@ struct Entry {
     until: Instant,
 }
 
+/// FNV-1a: the keys are short, and an entry exists only for a completion
+/// the directory confirmed, so no attacker chooses what is inserted; a
+/// keyed hash (SipHash) would cost a sizeable part of a cached request.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
 pub struct CompletionCache {
     ttl: Duration,
     capacity: usize,
-    entries: RwLock<HashMap<Vec<u8>, Entry>>,
+    entries: RwLock<HashMap<Vec<u8>, Entry, BuildHasherDefault<Fnv>>>,
 }
 
 impl CompletionCache {
     pub fn new(ttl: Duration, capacity: usize) -> Self {
-        CompletionCache { ttl, capacity, entries: RwLock::new(HashMap::new()) }
+        CompletionCache { ttl, capacity, entries: RwLock::new(HashMap::default()) }
     }
 
     pub fn get(&self, key: &[u8], now: Instant) -> Option<Hit> {

@@ -122,15 +122,25 @@ pub fn find_cookie<'a>(header: &'a [u8], name: &str) -> Option<&'a [u8]> {
 
 /// The `Cookie` header without cookie `name`, if it held that cookie
 /// (`Some("")` when nothing else is left): the module's session cookie is
-/// for the module, not for backends.
+/// for the module, not for backends. One pass, one allocation.
 pub fn without_cookie(header: &[u8], name: &str) -> Option<String> {
     let text = std::str::from_utf8(header).ok()?;
-    let is_ours = |pair: &str| pair.trim_start().strip_prefix(name).is_some_and(|rest| rest.starts_with('='));
-    if !text.split(';').any(is_ours) {
-        return None;
+    let is_ours = |pair: &str| pair.strip_prefix(name).is_some_and(|rest| rest.starts_with('='));
+    let mut kept = String::new();
+    let mut found = false;
+    for pair in text.split(';').map(str::trim) {
+        if is_ours(pair) {
+            found = true;
+        } else if !pair.is_empty() {
+            if kept.is_empty() {
+                kept.reserve(text.len());
+            } else {
+                kept.push_str("; ");
+            }
+            kept.push_str(pair);
+        }
     }
-    let kept: Vec<&str> = text.split(';').filter(|p| !is_ours(p)).map(str::trim).filter(|p| !p.is_empty()).collect();
-    Some(kept.join("; "))
+    found.then_some(kept)
 }
 
 /// The stored completion that lets `presented` in at `now` under `max_age`.

@@ -311,8 +311,13 @@ impl Settings {
     /// Whether `uri` (the decoded, normalised request path) is the challenge
     /// handler's: the prefix itself or anything below it.
     pub fn is_challenge_path(&self, uri: &str) -> bool {
-        match uri.strip_prefix(self.challenge_url.as_str()) {
-            Some(rest) => rest.is_empty() || rest.starts_with('/'),
+        self.is_challenge_path_bytes(uri.as_bytes())
+    }
+
+    /// As `is_challenge_path`, for Apache's raw bytes.
+    pub fn is_challenge_path_bytes(&self, uri: &[u8]) -> bool {
+        match uri.strip_prefix(self.challenge_url.as_bytes()) {
+            Some(rest) => rest.is_empty() || rest.first() == Some(&b'/'),
             None => false,
         }
     }
