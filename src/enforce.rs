@@ -305,7 +305,7 @@ fn initial_allow(req: &Request<'_>) -> Option<(String, u64)> {
 }
 
 /// What this request presents for `TwoFactorSessionBinding`, if anything.
-fn presented<'r>(req: &Request<'r>, st: &ServerState) -> Option<Presented<'r>> {
+pub fn presented<'r>(req: &Request<'r>, st: &ServerState) -> Option<Presented<'r>> {
     let s = &st.settings;
     match s.session_binding {
         SessionBinding::Cookie => req

@@ -45,44 +45,13 @@ fn first_word(line: &str) -> Option<&str> {
     line.trim_start().trim_start_matches('#').split_whitespace().next()
 }
 
-/// The arguments after the directive name, split as Apache does
-/// (`ap_getword_conf`): on blanks, with "double" or 'single' quotes
-/// grouping words and a backslash escaping the closing quote.
+/// The arguments after the directive name, split as Apache does.
 fn arguments(line: &str) -> Vec<String> {
-    let rest = line.trim_start().trim_start_matches('#').trim_start();
-    let rest = rest.split_once(char::is_whitespace).map_or("", |(_, args)| args);
-    let mut args = Vec::new();
-    let mut chars = rest.trim().chars().peekable();
-    while let Some(&c) = chars.peek() {
-        if c.is_whitespace() {
-            chars.next();
-            continue;
-        }
-        let mut word = String::new();
-        if c == '"' || c == '\'' {
-            chars.next();
-            while let Some(ch) = chars.next() {
-                if ch == '\\' && chars.peek() == Some(&c) {
-                    word.push(c);
-                    chars.next();
-                } else if ch == c {
-                    break;
-                } else {
-                    word.push(ch);
-                }
-            }
-        } else {
-            while let Some(&ch) = chars.peek() {
-                if ch.is_whitespace() {
-                    break;
-                }
-                word.push(ch);
-                chars.next();
-            }
-        }
-        args.push(word);
+    let mut words = twofactor_core::apacheconf::split_words(line.trim_start().trim_start_matches('#'));
+    if !words.is_empty() {
+        words.remove(0);
     }
-    args
+    words
 }
 
 #[test]

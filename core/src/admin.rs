@@ -10,7 +10,7 @@ use crate::keys::Keys;
 use crate::secret::Secret;
 use crate::store::codec::{Bound, Completion, Failures, LOCKED_UNTIL_UNLOCKED};
 use crate::store::{Change, Directory, Lookup, StoreError, UserEntry};
-use crate::totp::{self, TotpParams, TotpRecord};
+use crate::totp::{self, seal_context, TotpParams, TotpRecord};
 
 /// Why an administrative command failed; `exit_code` follows Unix habits.
 #[derive(Debug)]
@@ -153,11 +153,6 @@ pub fn revoke(directory: &dyn Directory, settings: &Settings, user: &str) -> Res
 
 fn keys(settings: &Settings) -> Result<&Keys, AdminError> {
     settings.keys.as_ref().ok_or_else(|| AdminError::Usage("TwoFactorSecretKeyFile is not set".into()))
-}
-
-/// What a TOTP secret is sealed to: its owner (as the challenge handler does).
-pub fn seal_context(user: &str) -> Vec<u8> {
-    format!("totp\n{}", user.to_ascii_lowercase()).into_bytes()
 }
 
 /// The changes that make `record` the user's TOTP secret: the replay state

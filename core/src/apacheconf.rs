@@ -194,9 +194,9 @@ impl Reader {
     }
 }
 
-/// Splits a directive line into words; double or single quotes group, a
-/// backslash escapes a quote inside them.
-fn split_words(line: &str) -> Vec<String> {
+/// Splits a directive line into words as Apache does (`ap_getword_conf`):
+/// double or single quotes group, a backslash escapes a quote inside them.
+pub fn split_words(line: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut chars = line.chars().peekable();
     while let Some(&c) = chars.peek() {

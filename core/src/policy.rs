@@ -56,6 +56,19 @@ fn trim(s: &[u8]) -> &[u8] {
     s.get(start..end).unwrap_or_default()
 }
 
+/// Headers of every challenge page: never cached, never framed, no
+/// scripts, forms post only to the challenge itself.
+pub const PAGE_HEADERS: [(&std::ffi::CStr, &str); 5] = [
+    (c"Cache-Control", "no-store"),
+    (c"X-Content-Type-Options", "nosniff"),
+    (c"X-Frame-Options", "DENY"),
+    (c"Referrer-Policy", "no-referrer"),
+    (
+        c"Content-Security-Policy",
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'",
+    ),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -248,6 +248,12 @@ pub fn verify(
 // ---------------------------------------------------------------------------
 // Attribute codecs
 
+/// What a TOTP secret is sealed to (authenticated with it): its owner, so
+/// that a sealed value copied to another entry does not open.
+pub fn seal_context(user: &str) -> Vec<u8> {
+    format!("totp\n{}", user.to_ascii_lowercase()).into_bytes()
+}
+
 /// `twoFactorTOTP`: the secret sealed by `Keys::seal` (opaque bytes here) and its parameters.
 #[derive(Clone, PartialEq, Eq)]
 pub struct TotpRecord {

@@ -11,8 +11,8 @@ use std::net::IpAddr;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
-use twofactor_core::completion::{self, Presented};
-use twofactor_core::config::{EnrollmentProof, Method, Role, SessionBinding};
+use twofactor_core::completion;
+use twofactor_core::config::{EnrollmentProof, Method, Role};
 use twofactor_core::csrf::{self, Use};
 use twofactor_core::factors::recovery;
 use twofactor_core::secret::Secret;
@@ -21,7 +21,7 @@ use twofactor_core::totp::{self, LastStep, TotpParams, TotpRecord};
 
 use super::{pages, send_page, Ctx};
 use crate::apache::log::{event, Level};
-use crate::apache::{status, Request, Table};
+use crate::apache::{status, Request};
 
 /// Re-enrolling without mail proof needs a completion this recent.
 const RECENT_COMPLETION_SECS: u64 = 900;
@@ -52,24 +52,15 @@ pub fn allowed_here(ctx: &Ctx<'_>) -> bool {
             || ctx.end_user.is_some_and(|ip: IpAddr| s.enrollment_from.iter().any(|net| net.contains(ip))))
 }
 
-pub fn needs_mail_proof(ctx: &Ctx<'_>, _enrolled: bool) -> bool {
+pub fn needs_mail_proof(ctx: &Ctx<'_>) -> bool {
     ctx.st.settings.enrollment_proof == EnrollmentProof::Email
 }
 
 /// Whether this browser holds a valid completion (re-enrollment without
 /// mail proof needs one: the old factor was shown in this session).
 fn has_completion(req: &Request<'_>, ctx: &Ctx<'_>, entry: &UserEntry) -> bool {
-    let s = &ctx.st.settings;
-    let cookie = req.values(Table::In, "Cookie").find_map(|v| completion::find_cookie(v, &s.cookie_name));
-    let presented = match s.session_binding {
-        SessionBinding::Cookie => cookie.filter(|c| completion::is_plausible_cookie(c)).map(Presented::Cookie),
-        SessionBinding::Header => {
-            ctx.st.session_header.as_deref().and_then(|h| req.get(Table::In, h)).map(Presented::GatewaySession)
-        }
-        SessionBinding::None => Some(Presented::Anywhere),
-    };
-    presented.is_some_and(|p| {
-        let values = entry.values(s.attribute(Role::Completion));
+    crate::enforce::presented(req, ctx.st).is_some_and(|p| {
+        let values = entry.values(ctx.st.settings.attribute(Role::Completion));
         completion::find_valid(values, &p, ctx.keys, ctx.now, RECENT_COMPLETION_SECS).is_some()
     })
 }
@@ -83,14 +74,14 @@ fn permitted(req: &mut Request<'_>, ctx: &mut Ctx<'_>, proof: &str) -> Result<Us
         return Err(super::start(req, ctx, Some("Setting up a second factor is not possible from here.")));
     }
     let enrolled = !entry.values(ctx.st.settings.attribute(Role::Totp)).is_empty();
-    let proven = if needs_mail_proof(ctx, enrolled) {
+    let proven = if needs_mail_proof(ctx) {
         csrf::verify(ctx.keys, Use::EnrollProof, proof, &ctx.user, &ctx.nonce, ctx.now)
     } else {
         !enrolled || has_completion(req, ctx, &entry)
     };
     if !proven {
         event!(req, Level::Warn, "deny", "reason" = "enrollment-without-proof", "user" = ctx.user.as_str());
-        let why = if needs_mail_proof(ctx, enrolled) {
+        let why = if needs_mail_proof(ctx) {
             "First confirm a code sent to your mail address."
         } else {
             "An authenticator is already set up: sign in with it (or ask your administrator to reset it) first."
@@ -194,7 +185,7 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
             return render(req, ctx, &proof, &secret, params, &pending, Some(message));
         }
     };
-    let Ok(sealed) = ctx.keys.seal(&super::totp::seal_context(&entry.username), secret.expose()) else {
+    let Ok(sealed) = ctx.keys.seal(&totp::seal_context(&entry.username), secret.expose()) else {
         return status::INTERNAL_SERVER_ERROR;
     };
     let record = TotpRecord { sealed, params, serial: None };

@@ -258,13 +258,15 @@ impl<'a> Ctx<'a> {
         store_codec::locked_until(entry.values(self.st.settings.attribute(Role::Failures)), self.now)
     }
 
-    /// What the user may do besides the main form.
+    /// What the user may do besides the main form. Enrolling behind a mail
+    /// proof is offered only where a mail can be sent.
     pub fn options(&self, entry: &UserEntry, enrolled: bool) -> pages::Options {
         let s = &self.st.settings;
+        let can_mail = s.smtp.is_some() && self.mail_address(entry).is_some();
         pages::Options {
-            email: self.offers(Method::Email) && s.smtp.is_some() && self.mail_address(entry).is_some(),
+            email: self.offers(Method::Email) && can_mail,
             recovery: self.offers(Method::Recovery) && !entry.values(s.attribute(Role::Recovery)).is_empty(),
-            enroll: !enrolled && enroll::allowed_here(self),
+            enroll: !enrolled && enroll::allowed_here(self) && (can_mail || !enroll::needs_mail_proof(self)),
         }
     }
 }
@@ -298,29 +300,19 @@ pub(crate) fn start(req: &mut Request<'_>, ctx: &mut Ctx<'_>, error: Option<&str
             ),
         );
     }
-    let entry = match ctx.entry(req) {
+    let entry = match ctx.unlocked_entry(req) {
         Ok(entry) => entry,
         Err(status) => return status,
     };
-    if let Some(until) = ctx.locked_until(&entry) {
-        return locked_page(req, until);
-    }
     let enrolled = !entry.values(ctx.st.settings.attribute(Role::Totp)).is_empty();
     let options = ctx.options(&entry, enrolled);
     let mail = ctx.mail_address(&entry).map(mask_mail);
     let body = if enrolled && ctx.offers(Method::Totp) {
         pages::totp(&ctx.form_base(), &ctx.user, error, &options, mail.as_deref())
     } else {
-        let needs_mail = enroll::needs_mail_proof(ctx, enrolled);
-        let options =
-            pages::Options { enroll: options.enroll && (!needs_mail || options_can_mail(ctx, &entry)), ..options };
-        pages::choose(&ctx.form_base(), &ctx.user, &options, needs_mail, mail.as_deref())
+        pages::choose(&ctx.form_base(), &ctx.user, &options, enroll::needs_mail_proof(ctx), mail.as_deref())
     };
     send_page(req, status::OK, &body)
-}
-
-fn options_can_mail(ctx: &Ctx<'_>, entry: &UserEntry) -> bool {
-    ctx.st.settings.smtp.is_some() && ctx.mail_address(entry).is_some()
 }
 
 /// `alice@example.org` -> `a***@example.org`: enough to recognise, not to harvest.
@@ -520,16 +512,7 @@ pub(crate) fn send_page(req: &mut Request<'_>, status: c_int, body: &str) -> c_i
 
 /// Headers every challenge response carries.
 fn security_headers(req: &mut Request<'_>) {
-    for (name, value) in [
-        (c"Cache-Control", "no-store"),
-        (c"X-Content-Type-Options", "nosniff"),
-        (c"X-Frame-Options", "DENY"),
-        (c"Referrer-Policy", "no-referrer"),
-        (
-            c"Content-Security-Policy",
-            "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'",
-        ),
-    ] {
+    for (name, value) in twofactor_core::policy::PAGE_HEADERS {
         req.set(Table::ErrOut, name, value);
     }
 }

@@ -5,16 +5,11 @@ use std::ffi::c_int;
 use twofactor_core::completion;
 use twofactor_core::config::Role;
 use twofactor_core::store::cas::{self, Decision};
-use twofactor_core::totp::{self, LastStep, TotpRecord};
+use twofactor_core::totp::{self, seal_context, LastStep, TotpRecord};
 
 use super::{pages, send_page, Ctx};
 use crate::apache::log::{event, Level};
 use crate::apache::{status, Request};
-
-/// What a TOTP secret is sealed to: its owner.
-pub fn seal_context(user: &str) -> Vec<u8> {
-    format!("totp\n{}", user.to_ascii_lowercase()).into_bytes()
-}
 
 pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
     let code = ctx.field("code").unwrap_or("").to_string();
