@@ -7,9 +7,11 @@
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use testkit::apache::ApacheOptions;
 use testkit::session::{element_text, form, form_where, list_items, passcode_in, Session};
 use testkit::stack::{Stack, StackOptions};
 use twofactor_core::config::Algorithm;
+use twofactor_core::store::codec::Failures;
 use twofactor_core::totp::{self, TotpParams};
 
 fn now() -> u64 {
@@ -263,8 +265,12 @@ fn lockout_after_max_attempts_and_auto_unlock() {
 
     // The lock ends by itself (here: its end moved into the past).
     let dn = s.slapd.user_dn("alice");
-    let failures =
-        twofactor_core::store::codec::Failures { count: 3, last: now() - 700, locked_until: Some(now() - 1) };
+    let failures = twofactor_core::store::codec::Failures {
+        count: 3,
+        last: now() - 700,
+        locked_until: Some(now() - 1),
+        pending: 0,
+    };
     s.slapd.modify_ldif(&format!(
         "dn: {dn}\nchangetype: modify\nreplace: twoFactorFailures\ntwoFactorFailures: {}\n",
         failures.encode()
@@ -301,6 +307,103 @@ fn parallel_wrong_guesses_all_count() {
     let stored = s.slapd.attr_values(&s.slapd.user_dn("alice"), "twoFactorFailures");
     let failures = twofactor_core::store::codec::Failures::decode(&stored[0]).unwrap();
     assert_eq!(failures.count, 12, "every wrong guess counted");
+}
+
+/// A stack whose protected Apache has two children and enough threads for
+/// a burst of 40 submissions to be checked at the same time.
+fn roomy_stack(extra: &str) -> Stack {
+    let apache = ApacheOptions { threads: 20, servers: 2, ..ApacheOptions::default() };
+    Stack::start(StackOptions { gateway: false, extra: extra.into(), apache })
+}
+
+/// A browser of `user` on the TOTP form.
+fn on_totp_form(s: &Stack, user: &str) -> (Session, testkit::session::Form) {
+    let mut b = Session::direct(s.protected.port, user);
+    let page = b.follow("/app/");
+    let f = form(&page.text(), "/totp");
+    (b, f)
+}
+
+/// Posts `codes` to `/totp` of `user` at once, each from its own browser
+/// with its own form; returns the statuses in order.
+fn burst(s: &Stack, user: &str, codes: &[String]) -> Vec<u16> {
+    let prepared: Vec<_> = codes.iter().map(|_| on_totp_form(s, user)).collect();
+    let barrier = Arc::new(Barrier::new(prepared.len()));
+    let handles: Vec<_> = prepared
+        .into_iter()
+        .zip(codes.iter().cloned())
+        .map(|((mut b, f), code)| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                b.post(&f.action, &f.with(&[("code", &code)])).status
+            })
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+fn stored_failures(s: &Stack, user: &str) -> Failures {
+    let stored = s.slapd.attr_values(&s.slapd.user_dn(user), "twoFactorFailures");
+    Failures::decode(stored.first().expect("a failures value")).expect("a readable failures value")
+}
+
+/// Checked codes, as the operator sees them.
+fn totp_failures_logged(s: &Stack, user: &str) -> usize {
+    s.protected.error_log().matches(&format!("event=totp-fail user={user} ")).count()
+}
+
+#[test]
+fn forty_parallel_wrong_codes_check_at_most_max_attempts() {
+    let s = roomy_stack("");
+    let (secret, _, _) = enroll(&s, "alice", 0);
+    let (mut late, late_form) = on_totp_form(&s, "alice");
+    let wrong: Vec<String> = (0..40).map(|i| wrong_code(&secret, i)).collect();
+    let statuses = burst(&s, "alice", &wrong);
+    assert!(statuses.iter().all(|st| *st == 200 || *st == 403), "{statuses:?}");
+    s.protected.wait_for_error_log("event=locked user=alice");
+    let checked = totp_failures_logged(&s, "alice");
+    assert!(checked <= 5, "{checked} wrong codes were checked; TwoFactorMaxAttempts is 5");
+    assert!(checked >= 1, "no code was checked at all");
+    let failures = stored_failures(&s, "alice");
+    assert!(failures.is_locked(now()), "{failures:?}");
+    // It stays locked: the right code is refused without being checked.
+    let page = Session::direct(s.protected.port, "alice").follow("/app/");
+    assert!(page.text().contains("Account locked"), "{}", page.text());
+    let right = late.post(&late_form.action, &late_form.with(&[("code", &code(&secret, 1))]));
+    assert_eq!(right.status, 403, "{}", right.text());
+    assert!(right.text().contains("Account locked"), "{}", right.text());
+    assert!(stored_failures(&s, "alice").is_locked(now()));
+    assert_eq!(s.slapd.attr_values(&s.slapd.user_dn("alice"), "twoFactorCompletion").len(), 1, "only the enrollment's");
+    assert!(!s.protected.error_log().contains("event=unlocked"));
+}
+
+#[test]
+fn a_right_code_in_a_burst_of_wrong_ones_does_not_lift_the_lock() {
+    let s = roomy_stack("");
+    let (secret, _, _) = enroll(&s, "alice", 0);
+    let (mut late, late_form) = on_totp_form(&s, "alice");
+    let mut codes: Vec<String> = (0..39).map(|i| wrong_code(&secret, i)).collect();
+    codes.insert(17, code(&secret, 1));
+    let statuses = burst(&s, "alice", &codes);
+    assert!(statuses.iter().filter(|st| **st == 303).count() <= 1, "{statuses:?}");
+    s.protected.wait_for_error_log("event=locked user=alice");
+    let checked = totp_failures_logged(&s, "alice");
+    assert!(checked <= 5, "{checked} wrong codes were checked; TwoFactorMaxAttempts is 5");
+    let failures = stored_failures(&s, "alice");
+    assert!(failures.is_locked(now()), "the burst ended unlocked: {failures:?}");
+    assert!(!s.protected.error_log().contains("event=unlocked"), "a lock was lifted");
+    // And stays locked for a browser that tries the next right code.
+    let right = late.post(&late_form.action, &late_form.with(&[("code", &code(&secret, 2))]));
+    assert_eq!(right.status, 403, "{}", right.text());
+    assert!(right.text().contains("Account locked"), "{}", right.text());
+    assert!(stored_failures(&s, "alice").is_locked(now()));
+}
+
+/// A wrong code for `secret` that is not the code of any step near now.
+fn wrong_code(secret: &[u8], i: usize) -> String {
+    let near: Vec<String> = (-3..=3).map(|steps| code(secret, steps)).collect();
+    (0..).map(|n| format!("{:06}", (i * 7919 + n * 104729 + 123) % 1_000_000)).find(|c| !near.contains(c)).unwrap()
 }
 
 #[test]

@@ -201,7 +201,8 @@ fn mapped_attributes_for_directories_without_the_schema() {
     assert_eq!(with_cookie("/app/", "alice", COOKIE).send(port).status, 303, "the default attribute is not read");
     store_completion(&s, "bob", "carLicense", Presented::Cookie(COOKIE.as_bytes()), now(), now() + 3600);
     assert_eq!(with_cookie("/app/", "bob", COOKIE).send(port).status, 200);
-    let locked = twofactor_core::store::codec::Failures { count: 5, last: now(), locked_until: Some(now() + 600) };
+    let locked =
+        twofactor_core::store::codec::Failures { count: 5, last: now(), locked_until: Some(now() + 600), pending: 0 };
     s.slapd.modify_ldif(&format!(
         "dn: {}\nchangetype: modify\nadd: roomNumber\nroomNumber: {}\n",
         s.slapd.user_dn("bob"),

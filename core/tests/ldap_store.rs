@@ -19,7 +19,8 @@ use testkit::slapd::Slapd;
 use testkit::tls::TestCa;
 use twofactor_core::completion::{self, Presented};
 use twofactor_core::config::{self, DirConfig, ServerConfig, Settings, Target};
-use twofactor_core::store::codec::Completion;
+use twofactor_core::factors::lockout::{self, Reservation};
+use twofactor_core::store::codec::{Completion, Failures};
 use twofactor_core::store::{Change, Directory, LdapDirectory, Lookup, StoreError, UserEntry};
 
 /// `TwoFactorLDAPTimeout` of the tests that measure it.
@@ -358,6 +359,55 @@ fn concurrent_records_all_land() {
     assert_eq!(completion::revoke_all(&directory, &settings, "BOB").expect("revoke again"), 0);
     assert!(matches!(completion::revoke_all(&directory, &settings, "nobody"), Err(StoreError::Refused(_))));
     assert!(directory.users_with(COMPLETION).expect("users_with").is_empty());
+}
+
+#[test]
+fn forty_concurrent_reservations_grant_max_attempts() {
+    let dir = test_dir("ldap-store-reserve-");
+    let slapd = Slapd::start(dir.path());
+    let (settings, directory) = connect(&slapd, dir.path(), &Extra::default());
+    assert_eq!(settings.max_attempts, 5);
+    let t = now();
+    let threads = 40;
+    let barrier = Barrier::new(threads);
+    let answers: Vec<Reservation> = thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|i| {
+                let (directory, settings, barrier) = (&directory, &settings, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    lockout::reserve_attempt(directory, settings, "alice", t)
+                        .unwrap_or_else(|e| panic!("thread {i}: {e:?}"))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let granted: Vec<u32> = answers
+        .iter()
+        .filter_map(|a| match a {
+            Reservation::Granted { count, .. } => Some(*count),
+            Reservation::Locked { .. } => None,
+        })
+        .collect();
+    assert_eq!(sorted_counts(granted), [1, 2, 3, 4, 5], "{answers:?}");
+    let newly = answers.iter().filter(|a| matches!(a, Reservation::Locked { newly: true, .. })).count();
+    assert_eq!(newly, 1, "one refusal set the lock: {answers:?}");
+    let stored = slapd.attr_values(&slapd.user_dn("alice"), "twoFactorFailures");
+    let failures = Failures::decode(&stored[0]).expect("a failures value");
+    assert!(failures.is_locked(t), "{failures:?}");
+    assert_eq!((failures.count, failures.pending), (5, 5));
+    // A right code now does not lift the lock, and a wrong one changes nothing.
+    assert!(lockout::record_right_code(&directory, &settings, "alice", t).expect("right code").is_err());
+    assert_eq!(lockout::record_wrong_code(&directory, &settings, "alice", t).expect("wrong code"), None);
+    assert!(Failures::decode(&slapd.attr_values(&slapd.user_dn("alice"), "twoFactorFailures")[0])
+        .expect("a failures value")
+        .is_locked(t));
+}
+
+fn sorted_counts(mut counts: Vec<u32>) -> Vec<u32> {
+    counts.sort_unstable();
+    counts
 }
 
 #[test]

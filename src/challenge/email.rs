@@ -127,6 +127,10 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
     if !purpose.allowed(ctx) {
         return super::start(req, ctx, Some("Codes by mail are not offered here."));
     }
+    let count = match super::reserve_attempt(req, ctx, "email") {
+        Ok(count) => count,
+        Err(status) => return status,
+    };
     let attr = ctx.st.settings.attribute(Role::EmailCode);
     let stored = entry.values(attr).first().cloned();
     let matched =
@@ -135,17 +139,18 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
         // Single use: of two submissions of one code, one deletes it.
         let value = stored.clone().unwrap_or_default();
         match ctx.directory.modify(&entry.dn, &[Change::Delete(attr.into(), vec![value])]) {
-            Ok(()) => return accepted(req, ctx, purpose, &entry.username),
+            Ok(()) => {
+                if let Err(status) = super::right_code(req, ctx, "email") {
+                    return status;
+                }
+                return accepted(req, ctx, purpose, &entry.username);
+            }
             Err(StoreError::Conflict) => {}
             Err(e) => return super::directory_trouble(req, ctx, &e),
         }
     }
-    let failures = match super::register_failure(req, ctx, "email", if stored.is_none() { "no-code" } else { "wrong" })
-    {
-        Ok(f) => f,
-        Err(status) => return status,
-    };
-    match super::after_wrong_code(&failures, ctx) {
+    let reason = if stored.is_none() { "no-code" } else { "wrong" };
+    match super::wrong_code(req, ctx, "email", reason, count) {
         Ok(message) => {
             let message = if stored.is_none() {
                 "That code has expired or was already used. Ask for a new one."
@@ -154,7 +159,7 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
             };
             send_page(req, status::OK, &pages::email_code(&ctx.form_base(), purpose.as_str(), None, Some(message)))
         }
-        Err(until) => super::locked_page(req, until),
+        Err(status) => status,
     }
 }
 

@@ -21,10 +21,9 @@ use twofactor_core::cache::Hit;
 use twofactor_core::completion::{self, Presented};
 use twofactor_core::config::{DirConfig, Method, Role, SessionBinding};
 use twofactor_core::csrf::{self, Use};
-use twofactor_core::factors::lockout;
+use twofactor_core::factors::lockout::{self, Reservation};
 use twofactor_core::keys::Keys;
-use twofactor_core::store::cas::{self, Decision};
-use twofactor_core::store::codec::{self as store_codec, Completion, Failures, LOCKED_UNTIL_UNLOCKED};
+use twofactor_core::store::codec::{self as store_codec, Completion, LOCKED_UNTIL_UNLOCKED};
 use twofactor_core::store::{Directory, LdapDirectory, Lookup, StoreError, UserEntry};
 use twofactor_core::{admin, form, random, text, token};
 
@@ -329,54 +328,89 @@ pub(crate) fn locked_page(req: &mut Request<'_>, until: u64) -> c_int {
     send_page(req, status::FORBIDDEN, &pages::locked(when.as_deref().map(|w| (w, minutes))))
 }
 
-/// One more wrong code: counted atomically (parallel guesses all count);
-/// returns the new state.
-pub(crate) fn register_failure(
-    req: &mut Request<'_>,
-    ctx: &Ctx<'_>,
-    method: &str,
-    reason: &str,
-) -> Result<Failures, c_int> {
-    let s = &ctx.st.settings;
-    let attr = s.attribute(Role::Failures);
-    let now = ctx.now;
-    let result = cas::update(ctx.directory, &ctx.user, attr, completion::class_for(attr), |_, current| {
-        let previous = current.and_then(Failures::decode);
-        let next = lockout::after_failure(previous.as_ref(), now, s.max_attempts, s.auto_unlock);
-        let newly_locked = next.is_locked(now) && !previous.is_some_and(|p| p.is_locked(now));
-        Decision::Write(Some(next.encode()), (next, newly_locked))
-    });
-    match result {
-        Ok((failures, newly_locked)) => {
-            let event_name = format!("{method}-fail");
-            event!(
-                req,
-                Level::Warn,
-                &event_name,
-                "user" = ctx.user.as_str(),
-                "reason" = reason,
-                "failures" = failures.count
-            );
-            if newly_locked {
-                let until = failures.locked_until.unwrap_or(LOCKED_UNTIL_UNLOCKED);
+/// Before a code is checked, its attempt is counted (one compare-and-swap
+/// in the directory), so that parallel submissions cannot check more codes
+/// than `TwoFactorMaxAttempts` allows. Returns the count with this attempt;
+/// `Err` is the response already sent (the locked page, or trouble).
+pub(crate) fn reserve_attempt(req: &mut Request<'_>, ctx: &Ctx<'_>, method: &str) -> Result<u32, c_int> {
+    match lockout::reserve_attempt(ctx.directory, &ctx.st.settings, &ctx.user, ctx.now) {
+        Ok(Reservation::Granted { count, ended_lock }) => {
+            if ended_lock {
+                event!(req, Level::Info, "unlocked", "user" = ctx.user.as_str(), "reason" = "lock-expired");
+            }
+            Ok(count)
+        }
+        Ok(Reservation::Locked { until, newly }) => {
+            if newly {
                 event!(req, Level::Warn, "locked", "user" = ctx.user.as_str(), "until" = until);
             }
-            Ok(failures)
+            event!(req, Level::Info, "deny", "reason" = "locked", "user" = ctx.user.as_str(), "method" = method);
+            Err(locked_page(req, until))
+        }
+        // Too many writers at once: the attempt is neither counted nor checked.
+        Err(StoreError::Conflict) => {
+            event!(req, Level::Warn, "deny", "reason" = "busy", "user" = ctx.user.as_str(), "method" = method);
+            req.set(Table::ErrOut, c"Retry-After", "5");
+            Err(send_page(
+                req,
+                status::SERVICE_UNAVAILABLE,
+                &pages::message(
+                    "Too many attempts at once",
+                    "Several codes for your account arrived at the same moment. Wait a few seconds, then try again.",
+                    Some((&ctx.st.settings.challenge_url, "Start again")),
+                ),
+            ))
         }
         Err(e) => Err(directory_trouble(req, ctx, &e)),
     }
 }
 
-/// The page after a wrong code: the lock, or the form again with the attempts left.
-pub(crate) fn after_wrong_code(failures: &Failures, ctx: &Ctx<'_>) -> Result<String, u64> {
-    if let Some(until) = failures.locked_until.filter(|_| failures.is_locked(ctx.now)) {
-        return Err(until);
+/// A wrong (or replayed) code on a counted attempt: logged, and the lock
+/// set if it was the last attempt allowed. `Ok` is the message for the form
+/// again; `Err` the response already sent (the locked page, or trouble).
+pub(crate) fn wrong_code(
+    req: &mut Request<'_>,
+    ctx: &Ctx<'_>,
+    method: &str,
+    reason: &str,
+    count: u32,
+) -> Result<String, c_int> {
+    let event_name = format!("{method}-fail");
+    event!(req, Level::Warn, &event_name, "user" = ctx.user.as_str(), "reason" = reason, "failures" = count);
+    match lockout::record_wrong_code(ctx.directory, &ctx.st.settings, &ctx.user, ctx.now) {
+        Ok(Some(until)) => {
+            event!(req, Level::Warn, "locked", "user" = ctx.user.as_str(), "until" = until);
+            Err(locked_page(req, until))
+        }
+        Ok(None) => {
+            let left = lockout::attempts_left(count, ctx.st.settings.max_attempts);
+            // No attempt left and yet no lock: a right code reset the count meanwhile.
+            Ok(match left {
+                0 => "That code is not right.".to_string(),
+                _ => format!(
+                    "That code is not right. {} left before the account locks.",
+                    pages::plural(left.into(), "attempt")
+                ),
+            })
+        }
+        Err(e) => Err(directory_trouble(req, ctx, &e)),
     }
-    let left = lockout::attempts_left(failures, ctx.st.settings.max_attempts);
-    Ok(format!("That code is not right. {} left before the account locks.", pages::plural(left.into(), "attempt")))
 }
 
-/// Success: failures reset, the completion recorded (fresh session cookie,
+/// A right code on a counted attempt: the count goes, unless the account
+/// was locked meanwhile (then the success does not count: the locked page).
+pub(crate) fn right_code(req: &mut Request<'_>, ctx: &Ctx<'_>, method: &str) -> Result<(), c_int> {
+    match lockout::record_right_code(ctx.directory, &ctx.st.settings, &ctx.user, ctx.now) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(until)) => {
+            event!(req, Level::Warn, "deny", "reason" = "locked", "user" = ctx.user.as_str(), "method" = method);
+            Err(locked_page(req, until))
+        }
+        Err(e) => Err(directory_trouble(req, ctx, &e)),
+    }
+}
+
+/// Success: the completion recorded (fresh session cookie,
 /// directory, this process's cache), and a 303 back to the original path.
 pub(crate) fn finish(req: &mut Request<'_>, ctx: &Ctx<'_>, canonical: &str, method: &str) -> c_int {
     match record_success(req, ctx, canonical, method) {
@@ -397,16 +431,6 @@ pub(crate) fn record_success(
     method: &str,
 ) -> Result<String, c_int> {
     let s = &ctx.st.settings;
-    // A success ends the count; a lock that ran out ends here for good.
-    let reset = cas::update(ctx.directory, &ctx.user, s.attribute(Role::Failures), None, |_, current| match current {
-        Some(value) => Decision::Write(None, Failures::decode(value).is_some_and(|f| f.locked_until.is_some())),
-        None => Decision::Keep(false),
-    });
-    match reset {
-        Ok(true) => event!(req, Level::Info, "unlocked", "user" = canonical, "reason" = "lock-expired"),
-        Ok(false) => {}
-        Err(e) => return Err(directory_trouble(req, ctx, &e)),
-    }
     let cookie = match s.session_binding {
         SessionBinding::Cookie => Some(random::token(32).map_err(|_| status::INTERNAL_SERVER_ERROR)?),
         _ => None,

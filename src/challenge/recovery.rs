@@ -25,22 +25,27 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
         Ok(entry) => entry,
         Err(status) => return status,
     };
+    let count = match super::reserve_attempt(req, ctx, "recovery") {
+        Ok(count) => count,
+        Err(status) => return status,
+    };
     let attr = ctx.st.settings.attribute(Role::Recovery);
     let values = entry.values(attr);
     if let Some(value) = recovery::matching(values, ctx.keys, &ctx.user, &code) {
         // Using a code is deleting its value: of two uses, one wins.
         match ctx.directory.modify(&entry.dn, &[Change::Delete(attr.into(), vec![value.clone()])]) {
-            Ok(()) => return super::finish(req, ctx, &entry.username, "recovery"),
+            Ok(()) => {
+                if let Err(status) = super::right_code(req, ctx, "recovery") {
+                    return status;
+                }
+                return super::finish(req, ctx, &entry.username, "recovery");
+            }
             Err(StoreError::Conflict) => {}
             Err(e) => return super::directory_trouble(req, ctx, &e),
         }
     }
-    let failures = match super::register_failure(req, ctx, "recovery", "wrong") {
-        Ok(f) => f,
-        Err(status) => return status,
-    };
-    match super::after_wrong_code(&failures, ctx) {
+    match super::wrong_code(req, ctx, "recovery", "wrong", count) {
         Ok(message) => page(req, ctx, Some(&message)),
-        Err(until) => super::locked_page(req, until),
+        Err(status) => status,
     }
 }

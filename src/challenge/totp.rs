@@ -34,6 +34,12 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
             ),
         );
     };
+    // Counted before it is checked: parallel guesses cannot outrun the lock.
+    let count = match super::reserve_attempt(req, ctx, "totp") {
+        Ok(count) => count,
+        Err(status) => return status,
+    };
+    let s = &ctx.st.settings;
     let last_attr = s.attribute(Role::TotpLast);
     let last = entry.values(last_attr).first().and_then(|v| LastStep::decode(v));
     let verdict = totp::verify(secret.expose(), record.params, &code, ctx.now, s.totp_skew.as_secs(), last);
@@ -59,6 +65,9 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
                             "steps" = accepted.drift
                         );
                     }
+                    if let Err(status) = super::right_code(req, ctx, "totp") {
+                        return status;
+                    }
                     return super::finish(req, ctx, &entry.username, "totp");
                 }
                 Ok(false) => "replayed",
@@ -67,11 +76,7 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
         }
         Err(rejection) => rejection.as_str(),
     };
-    let failures = match super::register_failure(req, ctx, "totp", reason) {
-        Ok(f) => f,
-        Err(status) => return status,
-    };
-    match super::after_wrong_code(&failures, ctx) {
+    match super::wrong_code(req, ctx, "totp", reason, count) {
         Ok(message) => {
             let message = if reason == "replayed" {
                 "That code was already used. Wait for the next one.".to_string()
@@ -80,6 +85,6 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
             };
             super::start(req, ctx, Some(&message))
         }
-        Err(until) => super::locked_page(req, until),
+        Err(status) => status,
     }
 }

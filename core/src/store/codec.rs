@@ -87,14 +87,18 @@ impl Completion {
     }
 }
 
-/// `twoFactorFailures`: consecutive wrong codes and the lock they caused.
+/// `twoFactorFailures`: attempts counted against the lock, and the lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Failures {
+    /// Attempts counted since the last success (or lock end): wrong codes,
+    /// and codes still being checked.
     pub count: u32,
-    /// Unix seconds of the last failure.
+    /// Unix seconds of the last attempt counted.
     pub last: u64,
     /// Locked until then (Unix seconds); `LOCKED_UNTIL_UNLOCKED` for "until an administrator unlocks".
     pub locked_until: Option<u64>,
+    /// Of `count`, the attempts whose code is still being checked.
+    pub pending: u32,
 }
 
 /// `locked_until` of a lock that only an administrator lifts.
@@ -107,17 +111,23 @@ struct FailuresV1 {
     l: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     u: Option<u64>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    p: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Failures {
     pub fn encode(&self) -> String {
-        let value = FailuresV1 { v: 1, n: self.count, l: self.last, u: self.locked_until };
+        let value = FailuresV1 { v: 1, n: self.count, l: self.last, u: self.locked_until, p: self.pending };
         serde_json::to_string(&value).unwrap_or_default()
     }
 
     pub fn decode(text: &str) -> Option<Failures> {
         let raw: FailuresV1 = serde_json::from_str(text).ok()?;
-        (raw.v == 1).then_some(Failures { count: raw.n, last: raw.l, locked_until: raw.u })
+        (raw.v == 1).then_some(Failures { count: raw.n, last: raw.l, locked_until: raw.u, pending: raw.p })
     }
 
     /// Whether the account is locked at `now`.
@@ -192,11 +202,18 @@ mod tests {
 
     #[test]
     fn failures() {
-        let f = Failures { count: 5, last: 100, locked_until: Some(1900) };
+        let f = Failures { count: 5, last: 100, locked_until: Some(1900), pending: 0 };
         assert_eq!(Failures::decode(&f.encode()), Some(f));
         assert!(f.is_locked(1899) && !f.is_locked(1900));
-        let unlocked = Failures { count: 2, last: 100, locked_until: None };
-        assert!(!unlocked.encode().contains("\"u\""));
+        let unlocked = Failures { count: 2, last: 100, locked_until: None, pending: 0 };
+        assert!(!unlocked.encode().contains("\"u\"") && !unlocked.encode().contains("\"p\""));
+        let in_flight = Failures { pending: 2, ..unlocked };
+        assert_eq!(Failures::decode(&in_flight.encode()), Some(in_flight));
+        assert_eq!(
+            Failures::decode(r#"{"v":1,"n":2,"l":100}"#),
+            Some(unlocked),
+            "values written before pending existed"
+        );
         assert_eq!(locked_until(&[f.encode()], 1000), Some(1900));
         assert_eq!(locked_until(&[f.encode()], 2000), None);
         assert_eq!(locked_until(&[], 2000), None);
