@@ -126,6 +126,37 @@ fn exempt_prefixes_are_no_door() {
     }
 }
 
+/// `%3B` is a path parameter to the backend (mod_proxy forwards it as a raw
+/// `;`), so an exemption by suffix is no door into a protected path; and
+/// overlong UTF-8 dots are dot segments even where strict paths are off.
+#[test]
+fn encoded_semicolons_and_overlong_dots_are_no_door() {
+    let s = stack("<LocationMatch \"\\.css$\">\n  TwoFactor Off\n</LocationMatch>\n");
+    let send = |port: u16, target: &str| {
+        let raw = format!("GET {target} HTTP/1.1\r\nHost: x\r\nX-Remote-User: alice\r\nConnection: close\r\n\r\n");
+        send_raw_from(GATEWAY_ADDR, port, raw.as_bytes(), false)
+    };
+    // The exemption itself works: a real stylesheet path reaches the backend.
+    let css = send(s.protected.port, "/app/style.css");
+    assert!(css.text().contains(testkit::backend::MARKER), "{} {}", css.status, css.text());
+    for target in ["/app/secret%3Bx.css", "/app/secret%3bx.css", "/public/page%3Bx"] {
+        let r = send(s.protected.port, target);
+        assert_eq!(r.status, 400, "{target}: {}", r.text());
+        assert!(!r.text().contains(testkit::backend::MARKER), "{target} reached the backend:\n{}", r.text());
+    }
+    s.protected.wait_for_error_log("event=bad-path reason=semicolon");
+
+    let lax = stack("TwoFactorStrictPath Off\n");
+    for target in ["/public/%c0%ae%c0%ae/app/", "/public/%e0%80%ae%e0%80%ae/app/", "/public/..%c0%afapp/"] {
+        let r = send(lax.protected.port, target);
+        assert_eq!(r.status, 400, "{target}: {}", r.text());
+        assert!(!r.text().contains(testkit::backend::MARKER), "{target} reached the backend:\n{}", r.text());
+    }
+    // Non-strict still lets through what it promises to: ";" parameters.
+    let r = send(lax.protected.port, "/public/page;jsessionid=1");
+    assert!(r.text().contains("GET /public/page;jsessionid=1 "), "{}", r.text());
+}
+
 #[test]
 fn absolute_form_targets_are_judged_by_their_path() {
     let s = stack("");

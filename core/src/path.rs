@@ -25,6 +25,9 @@
 //!    byte, its own rule (encoded slash, control char, ...) comes before the
 //!    UTF-8 check of the decoded stream. A UTF-8 sequence cut short by a `/`
 //!    fails at that `/`; one cut short by the end of the path fails at the end.
+//!    An overlong UTF-8 form of an ASCII character (`%c0%ae` is `.` to a
+//!    lenient decoder) is one unit too, judged as that character: it can make
+//!    a dot segment, an encoded `/` or `\`, or a NUL in either mode.
 
 use std::fmt;
 
@@ -195,20 +198,18 @@ fn check_path(path: &[u8], strict: bool) -> Result<(), PathViolation> {
 /// cut off and it is decoded.
 ///
 /// The cut happens at the first `;` raw or encoded as `%3B`: a backend that
-/// decodes before stripping parameters reads `..%3Bx` as `..`. Without a
-/// buffer: such a segment can only be one or two units of `.` / `%2E`.
+/// decodes before stripping parameters reads `..%3Bx` as `..`. A dot may be
+/// written raw, as `%2E`, or as an overlong UTF-8 form (`%c0%ae`), which
+/// lenient decoders read as `.`. Without a buffer: such a segment can only
+/// be one or two dot units.
 fn is_dot_segment(segment: &[u8]) -> bool {
     let mut dots = 0usize;
     let mut i = 0usize;
-    while let Some(&b) = segment.get(i) {
-        let unit = if b == b'%' {
-            match (segment.get(i + 1).copied().and_then(hex_value), segment.get(i + 2).copied().and_then(hex_value)) {
-                (Some(hi), Some(lo)) => (hi << 4) | lo,
-                // A broken escape is no dot; check_segment reports it.
-                _ => return false,
-            }
-        } else {
-            b
+    while i < segment.len() {
+        let (unit, width) = match overlong_ascii(&segment[i..]).or_else(|| decoded_unit(&segment[i..])) {
+            Some(unit) => unit,
+            // A broken escape is no dot; check_segment reports it.
+            None => return false,
         };
         match unit {
             b'.' => dots += 1,
@@ -218,9 +219,44 @@ fn is_dot_segment(segment: &[u8]) -> bool {
         if dots > 2 {
             return false;
         }
-        i += if b == b'%' { 3 } else { 1 };
+        i += width;
     }
     dots == 1 || dots == 2
+}
+
+/// The byte at the start of `s` as a decoder reads it (a raw byte or one
+/// `%XY` escape) and how many bytes it spans; `None` for a broken escape.
+fn decoded_unit(s: &[u8]) -> Option<(u8, usize)> {
+    match s.first()? {
+        b'%' => {
+            let hi = s.get(1).copied().and_then(hex_value)?;
+            let lo = s.get(2).copied().and_then(hex_value)?;
+            Some(((hi << 4) | lo, 3))
+        }
+        &b => Some((b, 1)),
+    }
+}
+
+/// An overlong UTF-8 form of an ASCII character at the start of `s`, raw or
+/// escaped (`%c0%ae`, `%e0%80%ae`, `%f0%80%80%ae` are all `.` to a lenient
+/// decoder): the character and how many bytes the form spans.
+fn overlong_ascii(s: &[u8]) -> Option<(u8, usize)> {
+    let (lead, mut width) = decoded_unit(s)?;
+    let (len, mut value) = match lead {
+        0xc0 | 0xc1 => (2, u32::from(lead & 0x1f)),
+        0xe0 => (3, 0),
+        0xf0 => (4, 0),
+        _ => return None,
+    };
+    for _ in 1..len {
+        let (next, w) = decoded_unit(&s[width..])?;
+        if next & 0xc0 != 0x80 {
+            return None;
+        }
+        value = (value << 6) | u32::from(next & 0x3f);
+        width += w;
+    }
+    u8::try_from(value).ok().filter(|v| v.is_ascii()).map(|v| (v, width))
 }
 
 /// Checks the bytes of one segment (no `/` in it), feeding the decoded bytes
@@ -228,13 +264,20 @@ fn is_dot_segment(segment: &[u8]) -> bool {
 fn check_segment(segment: &[u8], strict: bool, utf8: &mut Utf8Stream) -> Result<(), PathViolation> {
     let mut i = 0usize;
     while let Some(&b) = segment.get(i) {
+        if let Some((ascii, width)) = overlong_ascii(&segment[i..]) {
+            // Judged as the character a lenient decoder makes of it; the
+            // form itself is invalid UTF-8.
+            check_encoded_byte(ascii, strict)?;
+            if strict {
+                return Err(PathViolation::InvalidUtf8);
+            }
+            i += width;
+            continue;
+        }
         let decoded = if b == b'%' {
-            let hi = segment.get(i + 1).copied().and_then(hex_value);
-            let lo = segment.get(i + 2).copied().and_then(hex_value);
-            let (Some(hi), Some(lo)) = (hi, lo) else {
+            let Some((d, _)) = decoded_unit(&segment[i..]) else {
                 return Err(PathViolation::BadEscape);
             };
-            let d = (hi << 4) | lo;
             check_encoded_byte(d, strict)?;
             i += 3;
             d
@@ -268,6 +311,8 @@ fn check_encoded_byte(d: u8, strict: bool) -> Result<(), PathViolation> {
         b'/' => Err(PathViolation::EncodedSlash),
         b'\\' => Err(PathViolation::EncodedBackslash),
         b'%' if strict => Err(PathViolation::EncodedPercent),
+        // `%3B` is the same path parameter as `;` once mod_proxy forwards it raw.
+        b';' if strict => Err(PathViolation::Semicolon),
         b'?' if strict => Err(PathViolation::EncodedQuestion),
         b'#' if strict => Err(PathViolation::EncodedHash),
         _ if strict && is_control(d) => Err(PathViolation::ControlChar),
@@ -536,8 +581,27 @@ mod tests {
     #[test]
     fn dot_segment_spellings() {
         let dots = [
-            ".", "..", "%2e", "%2E", "%2e%2e", "%2E%2e", ".%2e", "%2e.", "..;", ".;", "..;x=1", "%2e;x", "..%3b",
-            "..%3Bx", ".%3b",
+            ".",
+            "..",
+            "%2e",
+            "%2E",
+            "%2e%2e",
+            "%2E%2e",
+            ".%2e",
+            "%2e.",
+            "..;",
+            ".;",
+            "..;x=1",
+            "%2e;x",
+            "..%3b",
+            "..%3Bx",
+            ".%3b",
+            "%c0%ae",
+            "%C0%AE%c0%ae",
+            "%e0%80%ae",
+            "%f0%80%80%ae",
+            ".%c0%ae",
+            "%c0%ae%c0%ae;x",
         ];
         for seg in dots {
             assert!(is_dot_segment(seg.as_bytes()), "{seg}");
@@ -555,7 +619,10 @@ mod tests {
             "%2e%2",
             "..%",
             "%252e",
-            "%c0%ae",
+            "%c0%ae%c0%ae%c0%ae",
+            "%c0%2e",
+            "%c0%af",
+            "%e0%80",
             ".%2f",
             "a;..",
         ];
