@@ -64,6 +64,7 @@ fn main() {
         .allowlist_type("apr_pool_t|apr_table_t|apr_table_entry_t|apr_array_header_t|apr_status_t|apr_uri_t")
         .allowlist_function("ap_log_rerror_|ap_log_error_|ap_get_request_module_loglevel|ap_get_server_module_loglevel")
         .allowlist_function("ap_rwrite|ap_rflush|ap_set_content_type|ap_custom_response|ap_server_root_relative")
+        .allowlist_function("ap_find_linked_module")
         .allowlist_function("ap_setup_client_block|ap_should_client_block|ap_get_client_block|ap_discard_request_body")
         .allowlist_function("apr_palloc|apr_pstrdup|apr_pstrmemdup|apr_pool_cleanup_register|apr_pool_cleanup_null")
         .allowlist_function("apr_table_get|apr_table_set|apr_table_setn|apr_table_unset|apr_table_add|apr_table_make")

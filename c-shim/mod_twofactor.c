@@ -58,6 +58,7 @@ const command_rec twofactor_cmds[] = {
     TF_SERVER("TwoFactorAttribute", "ROLE NAME: store a state role in an existing attribute"),
 #ifdef TWOFACTOR_TEST_HOOKS
     TF_SERVER("TwoFactorTestPanic", "test builds only: panic inside the directive setter"),
+    TF_SCOPED("TwoFactorTestNoDirConfig", "test builds only: requests here get no per-directory record"),
 #endif
     {NULL}
 };

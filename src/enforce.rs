@@ -88,6 +88,14 @@ macro_rules! configured_or_decline {
 
 pub fn post_read_request(req: &mut Request<'_>) -> c_int {
     let st = configured_or_decline!(req);
+    if req.is_internal_redirect() {
+        // Apache runs this hook again on the same headers, which this pass
+        // already cleaned (the shared secret is gone): the client's request
+        // keeps its verdict on the gateway.
+        let gateway = Gateway::from_note(req.initial().get(Table::Notes, NOTE_GATEWAY));
+        req.set_note(NOTE_GATEWAY, gateway.note());
+        return DECLINED;
+    }
     let s = &st.settings;
     let trusted_peer = req.peer_ip().is_some_and(|ip| s.is_trusted_proxy(ip));
     let gateway = match (&s.proxy_secret, trusted_peer) {
@@ -167,9 +175,11 @@ pub fn header_parser(req: &mut Request<'_>) -> c_int {
     DECLINED
 }
 
-/// Whether this request is in an enforced scope, and whether it is for the challenge handler.
+/// Whether this request is in an enforced scope, and whether it is for the
+/// challenge handler. A request without our per-directory record (never
+/// seen, but possible after an allocation failure) counts as enforced.
 fn scope(req: &Request<'_>, st: &ServerState) -> (bool, bool) {
-    let enforced = req.dir_conf().is_some_and(|d| d.parsed.enabled());
+    let enforced = req.dir_conf().is_none_or(|d| d.parsed.enabled());
     let challenge = st.settings.is_challenge_path_bytes(req.uri());
     (enforced, challenge)
 }
@@ -184,6 +194,9 @@ pub fn access_checker(req: &mut Request<'_>) -> c_int {
     if !enforced && !challenge {
         return DECLINED;
     }
+    // mod_cache's quick handler serves what it stored before any access
+    // check runs: nothing of an enforced scope may be stored.
+    req.set_no_cache();
     decide(req, st, challenge)
 }
 
@@ -197,6 +210,7 @@ pub fn fixups(req: &mut Request<'_>) -> c_int {
         strip_session_cookie(req, st);
         return DECLINED;
     }
+    req.set_no_cache();
     if req.get(Table::Notes, NOTE_VERDICT) != Some(ALLOW.to_bytes()) {
         let status = decide(req, st, challenge);
         if status != OK {
@@ -233,6 +247,9 @@ fn evaluate(req: &mut Request<'_>, st: &ServerState, challenge: bool) -> c_int {
         Ok(user) => user,
         Err(status) => return status,
     };
+    if let Err(status) = validated_session_header(req, st, user) {
+        return status;
+    }
     req.set_user(user);
     if challenge {
         return OK;
@@ -247,21 +264,23 @@ fn check_completion(req: &mut Request<'_>, st: &ServerState, user: &str) -> c_in
         event!(req, Level::Error, "internal-error", "reason" = "no-key-or-directory");
         return status::INTERNAL_SERVER_ERROR;
     };
-    // Without the binding's cookie or session id there can be no completion.
-    let Some(presented) = presented(req, st) else {
-        return refuse(req, st, user, "no-session");
-    };
     let max_age = req.dir_conf().map_or_else(|| DirConfig::default().max_age(), |d| d.parsed.max_age()).as_secs();
     let (now, clock) = (now(), Instant::now());
 
     // A subrequest or internal redirect of a request that was let in
     // carries the same identity and session: reuse that verdict (only this
-    // scope's TwoFactorMaxAge can still say no).
+    // scope's TwoFactorMaxAge can still say no). First, because the allowed
+    // request no longer carries the session cookie: backends never see it.
     if let Some((canonical, issued)) = initial_allow(req) {
-        if issued.saturating_add(max_age) > now {
+        if canonical.eq_ignore_ascii_case(user) && issued.saturating_add(max_age) > now {
             return allow(req, st, &canonical, issued, "initial-request");
         }
     }
+
+    // Without the binding's cookie or session id there can be no completion.
+    let Some(presented) = presented(req, st) else {
+        return refuse(req, st, user, "no-session");
+    };
 
     let cache_key = presented.cache_key(user);
     if let Some(hit) = st.cache.get(&cache_key, clock) {
@@ -336,20 +355,24 @@ fn allow(req: &mut Request<'_>, st: &ServerState, canonical: &str, issued: u64, 
     OK
 }
 
-/// Backends never see the module's session cookie.
+/// Backends never see the module's session cookie, whichever of several
+/// `Cookie` headers carries it.
 fn strip_session_cookie(req: &mut Request<'_>, st: &ServerState) {
     if st.settings.session_binding != SessionBinding::Cookie {
         return;
     }
-    let Some(rest) =
-        req.get(Table::In, c"Cookie").and_then(|v| completion::without_cookie(v, &st.settings.cookie_name))
-    else {
+    let name = &st.settings.cookie_name;
+    if !req.values(Table::In, "Cookie").any(|v| completion::has_cookie(v, name)) {
         return;
-    };
-    if rest.is_empty() {
-        req.unset(Table::In, c"Cookie");
-    } else {
-        req.set(Table::In, c"Cookie", &rest);
+    }
+    let kept: Vec<Vec<u8>> = req
+        .values(Table::In, "Cookie")
+        .map(|v| completion::without_cookie(v, name).unwrap_or_else(|| v.to_vec()))
+        .filter(|v| !v.is_empty())
+        .collect();
+    req.unset(Table::In, c"Cookie");
+    for value in kept {
+        req.add_bytes(Table::In, c"Cookie", &value);
     }
 }
 
@@ -452,6 +475,27 @@ fn validated_identity<'r>(req: &mut Request<'r>, st: &ServerState) -> Result<&'r
     }
 }
 
+/// With `TwoFactorSessionBinding header`, the gateway's session id must come
+/// as one value: repeated or comma-joined copies are refused like a bad
+/// identity (a proxy may have merged a client's copy with its own).
+fn validated_session_header(req: &mut Request<'_>, st: &ServerState, user: &str) -> Result<(), c_int> {
+    if st.settings.session_binding != SessionBinding::Header {
+        return Ok(());
+    }
+    let Some(name) = st.settings.session_header.as_deref() else { return Ok(()) };
+    let detail = {
+        let mut values = req.values(Table::In, name);
+        match (values.next(), values.next()) {
+            (Some(_), Some(_)) => "repeated",
+            (Some(v), None) if v.contains(&b',') => "comma-joined",
+            _ => return Ok(()),
+        }
+    };
+    event!(req, Level::Warn, "deny", "reason" = "bad-session-header", "detail" = detail, "user" = user);
+    error_page(req, status::BAD_REQUEST, "Bad request", "The sign-in gateway sent no valid session id.");
+    Err(status::BAD_REQUEST)
+}
+
 pub fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
@@ -500,12 +544,8 @@ fn redirect_to_challenge(req: &mut Request<'_>, st: &ServerState, user: &str) ->
         event!(req, Level::Error, "internal-error", "reason" = "no-key");
         return status::INTERNAL_SERVER_ERROR;
     };
-    let initial = req.initial();
-    let target = match (initial.raw_path(), initial.args()) {
-        (Some(path), Some(query)) => format!("{path}?{query}"),
-        (Some(path), None) => path.to_string(),
-        (None, _) => "/".to_string(),
-    };
+    // The client's request line as sent: Apache decodes r->parsed_uri.path in place.
+    let target = req.initial().unparsed_uri().map_or_else(|| "/".to_string(), token::return_target);
     let token = token::sign_return(keys, &target, user, now() + RETURN_TOKEN_LIFETIME_SECS);
     // A path, never an absolute URL built from Host or X-Forwarded-Host.
     let location = format!("{}/?r={token}", s.challenge_url);

@@ -453,17 +453,31 @@ fn enrollment_cannot_be_hijacked_with_the_first_factor_alone() {
     assert_ne!(forged.status, 303);
 }
 
+/// The end user's address is mod_remoteip's, derived with the gateway as
+/// its trusted proxy; without what it derives, enrollment stays closed.
 #[test]
 fn enrollment_only_from_allowed_networks() {
-    let s = stack("TwoFactorEnrollmentFrom 10.0.0.0/8\nTwoFactorEnrollmentProof none\n");
-    let mut outside = Session::direct(s.protected.port, "carol");
-    outside.headers.push(("X-Forwarded-For".into(), "203.0.113.9".into()));
-    outside.follow("/app/");
-    assert!(!outside.get("/2fa/enroll").text().contains("<svg"));
-    let mut inside = Session::direct(s.protected.port, "carol");
-    inside.headers.push(("X-Forwarded-For".into(), "203.0.113.9, 10.1.2.3".into()));
-    inside.follow("/app/");
-    assert!(inside.get("/2fa/enroll").text().contains("<svg"));
+    let s = stack(
+        "LoadModule remoteip_module /usr/lib/apache2/modules/mod_remoteip.so\n\
+         RemoteIPHeader X-Forwarded-For\nRemoteIPInternalProxy 127.0.0.1\n\
+         TwoFactorEnrollmentFrom 10.0.0.0/8\nTwoFactorEnrollmentProof none\n",
+    );
+    let offered = |forwarded: Option<&str>| {
+        let mut b = Session::direct(s.protected.port, "carol");
+        if let Some(value) = forwarded {
+            b.headers.push(("X-Forwarded-For".into(), value.into()));
+        }
+        b.follow("/app/");
+        b.get("/2fa/enroll").text().contains("<svg")
+    };
+    assert!(!offered(Some("203.0.113.9")), "from outside the network");
+    assert!(offered(Some("10.1.2.3")), "from inside the network");
+    // The gateway appends the address it saw: what the client wrote before it does not count.
+    assert!(!offered(Some("10.1.2.3, 203.0.113.9")), "a client-written address was believed");
+    assert!(offered(Some("203.0.113.9, 10.1.2.3")));
+    // No forwarded address at all: the end user is unknown, and the gateway's own address is no end user's.
+    assert!(!offered(None), "enrollment without a known end-user address");
+    s.protected.wait_for_error_log("event=deny reason=enrollment-not-allowed user=carol");
 }
 
 #[test]

@@ -182,6 +182,49 @@ fn binding_to_the_gateway_session_header() {
     assert_eq!(Request::get("/app/").user("alice").browser().send(port).status, 303);
     // A stranger's copy of the header is gone before anything reads it.
     assert_eq!(req("pcs-session-1").from(STRANGER_ADDR).send(port).status, 403);
+    // Repeated (Apache joins them with ", ") or comma-joined values are
+    // refused like a bad identity, even when the first of them is the right one.
+    assert_eq!(req("pcs-session-1").header("X-Gateway-Session", "pcs-session-2").send(port).status, 400);
+    assert_eq!(req("pcs-session-1, pcs-session-2").send(port).status, 400);
+    assert_eq!(req("pcs-session-1,x").send(port).status, 400);
+    s.protected.wait_for_error_log("event=deny reason=bad-session-header detail=comma-joined user=alice");
+    // On the challenge path too: a completion is never bound to a merged id.
+    let challenge = Request::get("/2fa/").user("alice").browser().header("X-Gateway-Session", "a, b").send(port);
+    assert_eq!(challenge.status, 400);
+}
+
+/// The session cookie never reaches a backend, whichever `Cookie` header
+/// carries it and whatever bytes are around it.
+#[test]
+fn the_session_cookie_is_taken_out_of_every_cookie_header() {
+    let s = stack("");
+    let port = s.protected.port;
+    store_completion(&s, "alice", "twoFactorCompletion", Presented::Cookie(COOKIE.as_bytes()), now(), now() + 3600);
+    let cookie = format!("TwoFactorSession={COOKIE}");
+    let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
+        (vec!["theme=dark", &cookie], vec!["theme=dark"]),
+        (vec![&cookie, "lang=en; TwoFactorSession=other"], vec!["lang=en"]),
+        (vec![&cookie], vec![]),
+    ];
+    for (sent, expected) in cases {
+        let mut req = Request::get("/app/").user("alice");
+        for value in &sent {
+            req = req.header("Cookie", value);
+        }
+        let r = req.send(port);
+        assert_eq!(r.status, 200, "{sent:?}: {}", r.text());
+        assert_eq!(seen_header(&r.text(), "Cookie"), expected, "{sent:?}");
+        assert!(!r.text().contains(COOKIE), "{sent:?}: the session cookie reached the backend");
+    }
+    // A header that is not UTF-8 is cleaned just the same.
+    let raw = format!(
+        "GET /app/ HTTP/1.1\r\nHost: x\r\nX-Remote-User: alice\r\nCookie: n=\u{e9}t\u{e9}; {cookie}\r\nConnection: close\r\n\r\n"
+    );
+    let latin1: Vec<u8> = raw.chars().map(|c| u8::try_from(u32::from(c)).unwrap()).collect();
+    let r = testkit::http::send_raw_from(testkit::http::GATEWAY_ADDR, port, &latin1, false);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(!r.text().contains(COOKIE), "the session cookie reached the backend:\n{}", r.text());
+    assert!(r.body.windows(5).any(|w| w == b"n=\xe9t\xe9"), "the other cookie was lost:\n{}", r.text());
 }
 
 #[test]

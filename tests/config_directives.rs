@@ -63,7 +63,7 @@ const CASES: &[(&str, &str, &str)] = &[
     ("TwoFactorMaxAttempts 3", "TwoFactorMaxAttempts 21", "TwoFactorMaxAttempts: invalid value '21': must be an integer from 1 to 20"),
     ("TwoFactorAutoUnlock Off", "TwoFactorAutoUnlock 5m", "TwoFactorAutoUnlock: invalid value '5m': must be a duration from 10m to 90d, or Off"),
     ("TwoFactorEnrollment Off", "TwoFactorEnrollment sometimes", "TwoFactorEnrollment: invalid value 'sometimes': must be On or Off"),
-    ("TwoFactorEnrollmentFrom 192.168.0.0/16 10.0.0.0/8", "TwoFactorEnrollmentFrom intranet", "TwoFactorEnrollmentFrom: invalid value 'intranet': must be an IP address or a CIDR network"),
+    ("LoadModule remoteip_module /usr/lib/apache2/modules/mod_remoteip.so\nTwoFactorEnrollmentFrom 192.168.0.0/16 10.0.0.0/8", "TwoFactorEnrollmentFrom intranet", "TwoFactorEnrollmentFrom: invalid value 'intranet': must be an IP address or a CIDR network"),
     ("TwoFactorEnrollmentProof none", "TwoFactorEnrollmentProof sms", "TwoFactorEnrollmentProof: invalid value 'sms': must be email or none"),
     ("TwoFactorRegistrationMessage \"Use the token from the IT desk.\"", "TwoFactorRegistrationMessage", "TwoFactorRegistrationMessage: takes exactly one argument, got 0"),
     ("TwoFactorSMTPServer smtp://relay.example.test:587?tls=starttls", "TwoFactorSMTPServer mail.example.org", "TwoFactorSMTPServer: invalid value 'mail.example.org': must be smtp://host"),
@@ -165,6 +165,10 @@ fn cross_directive_problems_fail_the_configuration_check() {
             format!("Listen 127.0.0.1:1\n<VirtualHost 127.0.0.1:1>\nServerName vhost.example.test\n{on}</VirtualHost>\n"),
             "mod_twofactor: <VirtualHost> at ",
         ),
+        (
+            format!("{}TwoFactorEnrollmentFrom 10.0.0.0/8\n", base(root)),
+            "TwoFactorEnrollmentFrom: needs mod_remoteip (a2enmod remoteip), with RemoteIPHeader X-Forwarded-For",
+        ),
     ];
     for (body, expected) in cases {
         let (ok, out) = config_test(root, &ApacheOptions::default(), &body);
@@ -201,4 +205,39 @@ fn secrets_never_appear_in_configuration_messages() {
     let (ok, out) = config_test(root, &ApacheOptions::default(), &body);
     assert!(!ok);
     assert!(!out.contains("gateway-shared-secret"), "{out}");
+}
+
+/// Inside `<Limit>` a directive would silently apply to every method.
+#[test]
+fn directives_are_refused_inside_limit_sections() {
+    let dir = test_dir("twofactor-config-limit");
+    let root = dir.path();
+    fixture_files(root);
+    for (section, line) in [
+        ("Limit GET", "TwoFactor On"),
+        ("LimitExcept POST", "TwoFactor On"),
+        ("Limit POST", "TwoFactorMaxAge 5m"),
+        ("Limit GET", "TwoFactorStrictPath Off"),
+    ] {
+        let tag = section.split_whitespace().next().unwrap();
+        let body = format!("{}<Location /admin>\n<{section}>\n{line}\n</{tag}>\n</Location>\n", base(root));
+        let (ok, out) = config_test(root, &ApacheOptions::default(), &body);
+        assert!(!ok, "accepted:\n{body}");
+        let name = line.split_whitespace().next().unwrap();
+        assert!(out.contains(&format!("{name}: not allowed inside <Limit> or <LimitExcept>")), "{out}");
+    }
+}
+
+/// With mod_cache loaded, the operator is told what the module does about it.
+#[test]
+fn mod_cache_gets_a_start_up_warning() {
+    let dir = test_dir("twofactor-config-cache");
+    let root = dir.path();
+    fixture_files(root);
+    let body = format!("LoadModule cache_module /usr/lib/apache2/modules/mod_cache.so\n{}", base(root));
+    let (ok, out) = config_test(root, &ApacheOptions::default(), &body);
+    assert!(ok, "{out}");
+    assert!(out.contains("mod_cache is loaded: responses where TwoFactor is On are never stored"), "{out}");
+    let (ok, out) = config_test(root, &ApacheOptions::default(), &base(root));
+    assert!(ok && !out.contains("mod_cache"), "{out}");
 }

@@ -11,7 +11,7 @@ use twofactor_core::config::directives::{Context, ALL};
 use twofactor_core::config::{apply, DirConfig, ServerConfig, Target};
 
 /// Directives compiled into test builds only; never documented.
-const TEST_ONLY: &[&str] = &["TwoFactorTestPanic"];
+const TEST_ONLY: &[&str] = &["TwoFactorTestPanic", "TwoFactorTestNoDirConfig"];
 
 fn read(relative: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);

@@ -173,3 +173,22 @@ fn no_open_redirect_through_the_return_token() {
     s.protected.wait_for_error_log("event=deny reason=bad-return-token detail=bad-signature");
     s.protected.wait_for_error_log("event=deny reason=bad-return-token detail=other-user");
 }
+
+/// The return path is the request line's, still encoded: a decoded one
+/// turned `%20` into a space (refused: back to "/") and `%3F` into `?`.
+#[test]
+fn the_return_path_keeps_the_encoding_of_the_request() {
+    let s = Stack::start(StackOptions {
+        gateway: false,
+        extra: "<Location /app/lax>\n  TwoFactorStrictPath Off\n</Location>\n".into(),
+        ..StackOptions::default()
+    });
+    let port = s.protected.port;
+    for target in ["/app/a%20b", "/app/a%20b?x=a%20b&y=%3F", "/app/caf%C3%A9", "/app/lax/a%3Fb", "/app/lax/a;p=1?q"] {
+        let r = Request::get(target).user("alice").browser().send(port);
+        assert_eq!(r.status, 303, "{target}: {}", r.text());
+        let token = r.header("Location").unwrap().split("r=").nth(1).unwrap().to_string();
+        let done = Request::get(&format!("/2fa/__test_complete?r={token}")).user("alice").send(port);
+        assert_eq!(done.header("Location"), Some(target), "{target}");
+    }
+}

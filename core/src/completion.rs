@@ -99,48 +99,71 @@ static BASE64URL: [bool; 256] = {
     table
 };
 
-/// The first value of cookie `name` in a `Cookie` header.
-pub fn find_cookie<'a>(header: &'a [u8], name: &str) -> Option<&'a [u8]> {
-    let name = name.as_bytes();
-    let mut rest = header;
-    loop {
-        // Each pair starts after "; " (or at the start); names are case-sensitive.
-        while let [b' ', tail @ ..] = rest {
-            rest = tail;
+/// The cookies of a `Cookie` header as byte ranges `(start, end, next)`:
+/// the cookie is `header[start..end]`, the next one starts at `next`.
+/// Pairs end at `;`, and at `,` too: Apache joins repeated `Cookie` headers
+/// with ", ", and some backends split cookies there.
+fn cookie_ranges(header: &[u8]) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+    let skip_spaces = |mut at: usize| {
+        while header.get(at).is_some_and(u8::is_ascii_whitespace) {
+            at += 1;
         }
-        let end = rest.iter().position(|&b| b == b';').unwrap_or(rest.len());
-        let pair = &rest[..end];
-        if pair.len() > name.len() && pair.starts_with(name) && pair[name.len()] == b'=' {
-            return Some(&pair[name.len() + 1..]);
-        }
-        if end == rest.len() {
+        at
+    };
+    let mut at = skip_spaces(0);
+    std::iter::from_fn(move || {
+        if at >= header.len() {
             return None;
         }
-        rest = &rest[end + 1..];
-    }
+        let start = at;
+        let end = header[start..].iter().position(|&b| b == b';' || b == b',').map_or(header.len(), |i| start + i);
+        at = skip_spaces((end + 1).min(header.len()));
+        Some((start, end, at))
+    })
+}
+
+/// A cookie's name as a backend would read it: up to `=`, trimmed.
+fn cookie_name(pair: &[u8]) -> &[u8] {
+    pair.split(|&b| b == b'=').next().unwrap_or_default().trim_ascii()
+}
+
+/// The first value of cookie `name` in a `Cookie` header.
+pub fn find_cookie<'a>(header: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    cookie_ranges(header).find_map(|(start, end, _)| {
+        let pair = header[start..end].trim_ascii_end();
+        let value = pair.strip_prefix(name.as_bytes())?.strip_prefix(b"=")?;
+        (!value.is_empty()).then_some(value)
+    })
+}
+
+/// Whether a `Cookie` header carries cookie `name` (in any spelling a
+/// backend would take for it: spaces around the name, an empty value).
+pub fn has_cookie(header: &[u8], name: &str) -> bool {
+    cookie_ranges(header).any(|(start, end, _)| cookie_name(&header[start..end]) == name.as_bytes())
 }
 
 /// The `Cookie` header without cookie `name`, if it held that cookie
-/// (`Some("")` when nothing else is left): the module's session cookie is
-/// for the module, not for backends. One pass, one allocation.
-pub fn without_cookie(header: &[u8], name: &str) -> Option<String> {
-    let text = std::str::from_utf8(header).ok()?;
-    let is_ours = |pair: &str| pair.strip_prefix(name).is_some_and(|rest| rest.starts_with('='));
-    let mut kept = String::new();
-    let mut found = false;
-    for pair in text.split(';').map(str::trim) {
-        if is_ours(pair) {
-            found = true;
-        } else if !pair.is_empty() {
-            if kept.is_empty() {
-                kept.reserve(text.len());
-            } else {
-                kept.push_str("; ");
-            }
-            kept.push_str(pair);
+/// (`Some(empty)` when nothing else is left): the module's session cookie
+/// is for the module, not for backends. Everything else is kept byte for
+/// byte, whether UTF-8 or not.
+pub fn without_cookie(header: &[u8], name: &str) -> Option<Vec<u8>> {
+    if !has_cookie(header, name) {
+        return None;
+    }
+    let mut kept = Vec::with_capacity(header.len());
+    let mut copied_to = 0usize;
+    for (start, end, next) in cookie_ranges(header) {
+        if cookie_name(&header[start..end]) == name.as_bytes() {
+            kept.extend_from_slice(&header[copied_to..start]);
+            copied_to = next;
         }
     }
-    found.then_some(kept)
+    kept.extend_from_slice(&header[copied_to..]);
+    // What a removed last cookie leaves behind: "a=1; ".
+    while kept.last().is_some_and(|&b| b == b';' || b == b',' || b.is_ascii_whitespace()) {
+        kept.pop();
+    }
+    Some(kept)
 }
 
 /// The stored completion that lets `presented` in at `now` under `max_age`.
@@ -316,14 +339,29 @@ mod tests {
         assert_eq!(find_cookie(b"x=1", "TwoFactorSession"), None);
         assert_eq!(find_cookie(b"twofactorsession=abc", "TwoFactorSession"), None, "names are case-sensitive");
         assert_eq!(find_cookie(b"", "a"), None);
+        // Apache joins repeated Cookie headers with ", ".
+        assert_eq!(find_cookie(b"a=1, TwoFactorSession=abc", "TwoFactorSession"), Some(&b"abc"[..]));
+        assert_eq!(find_cookie(b"TwoFactorSession=; TwoFactorSession=x", "TwoFactorSession"), Some(&b"x"[..]));
     }
 
     #[test]
     fn the_session_cookie_is_taken_out() {
-        assert_eq!(without_cookie(b"a=1; TwoFactorSession=x; b=2", "TwoFactorSession").as_deref(), Some("a=1; b=2"));
-        assert_eq!(without_cookie(b"TwoFactorSession=x", "TwoFactorSession").as_deref(), Some(""));
-        assert_eq!(without_cookie(b"a=1; TwoFactorSessionX=y", "TwoFactorSession"), None);
-        assert_eq!(without_cookie(b"a=1", "TwoFactorSession"), None);
+        let name = "TwoFactorSession";
+        assert_eq!(without_cookie(b"a=1; TwoFactorSession=x; b=2", name).as_deref(), Some(&b"a=1; b=2"[..]));
+        assert_eq!(without_cookie(b"TwoFactorSession=x", name).as_deref(), Some(&b""[..]));
+        assert_eq!(without_cookie(b"a=1; TwoFactorSessionX=y", name), None);
+        assert_eq!(without_cookie(b"a=1", name), None);
+        // Spellings a lenient backend parser reads as the same cookie.
+        assert_eq!(without_cookie(b"a=1;TwoFactorSession =x", name).as_deref(), Some(&b"a=1"[..]));
+        assert_eq!(without_cookie(b"TwoFactorSession=; b=2", name).as_deref(), Some(&b"b=2"[..]));
+        assert_eq!(without_cookie(b"a=1; TwoFactorSession=x; TwoFactorSession=y", name).as_deref(), Some(&b"a=1"[..]));
+        // Joined headers; other cookies' values kept byte for byte.
+        assert_eq!(without_cookie(b"a=1,2, TwoFactorSession=x; b=2", name).as_deref(), Some(&b"a=1,2, b=2"[..]));
+        assert_eq!(without_cookie(b"TwoFactorSession=x, lang=en", name).as_deref(), Some(&b"lang=en"[..]));
+        // Not UTF-8: cleaned all the same, the other bytes kept.
+        assert_eq!(without_cookie(b"a=\xff\xfe; TwoFactorSession=x", name).as_deref(), Some(&b"a=\xff\xfe"[..]));
+        assert!(has_cookie(b"x=1; TwoFactorSession=abc", name));
+        assert!(!has_cookie(b"x=TwoFactorSession=abc", name));
     }
 
     #[test]

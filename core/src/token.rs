@@ -57,6 +57,19 @@ pub fn is_same_origin_path(target: &str) -> bool {
         && target.len() <= MAX_RETURN_PATH
 }
 
+/// Where to come back to after the challenge: the path and query exactly as
+/// the client sent them on the request line (still percent-encoded: a
+/// decoded path would turn `%3F` into `?` and `%20` into a space), "/" when
+/// there is no path (`*`).
+pub fn return_target(request_target: &str) -> String {
+    let Some(path) = crate::path::path_of_target(request_target) else { return "/".into() };
+    let query = request_target.split_once('?').map(|(_, q)| q.split('#').next().unwrap_or_default());
+    match query {
+        Some(q) if !q.is_empty() => format!("{path}?{q}"),
+        _ => path.to_string(),
+    }
+}
+
 /// Signs a return token for `user` back to `path` (path and query), valid
 /// until `expires` (Unix seconds). An unsafe or overlong path becomes "/".
 pub fn sign_return(keys: &Keys, path: &str, user: &str, expires: u64) -> String {
@@ -98,6 +111,18 @@ pub fn verify_return(keys: &Keys, token: &str, user: &str, now: u64) -> Result<S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn return_targets_keep_the_encoding_of_the_request_line() {
+        assert_eq!(return_target("/app/a%20b"), "/app/a%20b");
+        assert_eq!(return_target("/a%3Fb?x=%3F&y"), "/a%3Fb?x=%3F&y");
+        assert_eq!(return_target("/a;x=1?q"), "/a;x=1?q");
+        assert_eq!(return_target("http://evil.example/app/x?y=1"), "/app/x?y=1");
+        assert_eq!(return_target("https://h"), "/");
+        assert_eq!(return_target("/app/?"), "/app/");
+        assert_eq!(return_target("*"), "/");
+        assert!(is_same_origin_path(&return_target("/app/a%20b?x=a%20b")));
+    }
     use crate::secret::Secret;
 
     fn keys(byte: u8) -> Keys {

@@ -44,6 +44,18 @@ impl ServerConf {
 #[derive(Default, Clone, Copy)]
 pub struct DirConf {
     pub parsed: DirConfig,
+    /// Test builds only (`TwoFactorTestNoDirConfig`): a merge with this
+    /// record gives no record at all, as an allocation failure would.
+    #[cfg(feature = "test-hooks")]
+    pub drop_when_merged: bool,
+}
+
+impl DirConf {
+    /// A record holding `parsed` (and no test flag).
+    #[allow(clippy::needless_update)] // not needless in test builds
+    pub fn new(parsed: DirConfig) -> DirConf {
+        DirConf { parsed, ..DirConf::default() }
+    }
 }
 
 // apr_palloc aligns to 8 bytes.

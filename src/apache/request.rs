@@ -121,11 +121,6 @@ impl<'r> Request<'r> {
         self.bytes(self.rec().uri).unwrap_or_default()
     }
 
-    /// The raw (still percent-encoded) path of the request line.
-    pub fn raw_path(&self) -> Option<&'r str> {
-        self.string(self.rec().parsed_uri.path)
-    }
-
     /// The raw query string.
     pub fn args(&self) -> Option<&'r str> {
         self.string(self.rec().args)
@@ -235,7 +230,12 @@ impl<'r> Request<'r> {
 
     /// Adds a value (for headers that repeat, such as Set-Cookie).
     pub fn add(&mut self, which: Table, name: &CStr, value: &str) {
-        let value = self.pool_cstr(value.as_bytes());
+        self.add_bytes(which, name, value.as_bytes());
+    }
+
+    /// Adds a value given as bytes (up to a NUL, which no header holds).
+    pub fn add_bytes(&mut self, which: Table, name: &CStr, value: &[u8]) {
+        let value = self.pool_cstr(value);
         // SAFETY: valid table; `value` lives in the request pool; apr_table_add copies the key.
         unsafe { apr_table_add(self.table(which), name.as_ptr(), value) }
     }
@@ -252,6 +252,12 @@ impl<'r> Request<'r> {
         // SAFETY: the pool is the request's; apr_pstrmemdup copies `len`
         // bytes and adds a NUL.
         unsafe { apr_pstrmemdup(self.rec().pool, bytes.as_ptr() as *const c_char, len) }
+    }
+
+    /// Tells mod_cache not to store this response (`r->no_cache`): its quick
+    /// handler would serve it later without any access check.
+    pub fn set_no_cache(&mut self) {
+        self.rec_mut().no_cache = 1;
     }
 
     /// Sets `r->user` (shown as `%u` in the access log).

@@ -4,7 +4,7 @@ use std::ffi::{c_int, CStr};
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 
-use crate::ffi::bindings::{ap_log_error_, apr_pool_t, apr_pstrmemdup, server_rec};
+use crate::ffi::bindings::{ap_find_linked_module, ap_log_error_, apr_pool_t, apr_pstrmemdup, server_rec};
 use crate::ffi::module;
 
 use super::conf::ServerConf;
@@ -87,4 +87,11 @@ impl<'a> Server<'a> {
             )
         }
     }
+}
+
+/// Whether the module built from `source` (`mod_remoteip.c`) is loaded.
+/// Complete once every `LoadModule` was read: from check_config on.
+pub fn module_loaded(source: &CStr) -> bool {
+    // SAFETY: a NUL-terminated name; Apache only reads its module list.
+    !unsafe { ap_find_linked_module(source.as_ptr()) }.is_null()
 }

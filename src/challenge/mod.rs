@@ -270,19 +270,13 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// The end user's address: mod_remoteip's, else the last `X-Forwarded-For`
-/// entry (the one the trusted gateway added), else the peer.
+/// The end user's address as mod_remoteip derived it from the gateway's
+/// forwarded header; `None` when it derived nothing (the address Apache
+/// knows is the gateway's own). A raw `X-Forwarded-For` is never read: a
+/// gateway that does not append to it lets the client write it.
 fn end_user_address(req: &Request<'_>) -> Option<IpAddr> {
-    let peer = req.peer_ip();
     let apache = req.client_ip().parse::<IpAddr>().ok().map(|ip| ip.to_canonical());
-    if apache.is_some() && apache != peer {
-        return apache;
-    }
-    let forwarded = req.values(Table::In, "X-Forwarded-For").last().and_then(|v| {
-        let text = std::str::from_utf8(v).ok()?;
-        text.rsplit(',').next()?.trim().parse::<IpAddr>().ok().map(|ip| ip.to_canonical())
-    });
-    forwarded.or(peer)
+    apache.filter(|ip| Some(*ip) != req.peer_ip())
 }
 
 /// The start page: locked, the TOTP form, or the ways to get going.

@@ -79,9 +79,13 @@ pub unsafe extern "C" fn twofactor_merge_dir_config(
     catch(|| {
         // SAFETY: Apache passes two records made by create/merge_dir_config (or null).
         let (base, add) = unsafe { ((base as *const DirConf).as_ref(), (add as *const DirConf).as_ref()) };
+        #[cfg(feature = "test-hooks")]
+        if add.is_some_and(|c| c.drop_when_merged) {
+            return std::ptr::null_mut();
+        }
         let empty = DirConfig::default();
         let merged = DirConfig::merge(base.map_or(&empty, |c| &c.parsed), add.map_or(&empty, |c| &c.parsed));
-        conf::dir_conf_in_pool(pool, DirConf { parsed: merged })
+        conf::dir_conf_in_pool(pool, DirConf::new(merged))
     })
     .unwrap_or(std::ptr::null_mut())
 }
@@ -140,6 +144,22 @@ unsafe fn set_directive(
     if name == "TwoFactorTestPanic" {
         panic!("deliberate panic in a directive (test builds only)");
     }
+    #[cfg(feature = "test-hooks")]
+    if name == "TwoFactorTestNoDirConfig" {
+        // SAFETY: `dir_config` is our DirConf for this context.
+        if let Some(dir) = unsafe { (dir_config as *mut DirConf).as_mut() } {
+            dir.drop_when_merged = true;
+        }
+        return Ok(());
+    }
+
+    // Inside <Limit> a directive of ours would silently apply to every method.
+    if cmd.limited != -1 {
+        return Err(format!(
+            "{name}: not allowed inside <Limit> or <LimitExcept> (it would apply to every method, not only \
+             those listed); put it directly in the enclosing section"
+        ));
+    }
 
     // SAFETY: cmd->server is the server being configured; its vector holds
     // our ServerConf; configuration runs on one thread.
@@ -188,7 +208,14 @@ fn check_config(main: Server<'_>, ptemp: *mut apr_pool_t) -> c_int {
             return INTERNAL_ERROR;
         };
         let runtime = if conf.parsed.is_configured() {
-            match Settings::resolve(&conf.parsed, server.hostname()) {
+            let resolved = Settings::resolve(&conf.parsed, server.hostname()).and_then(|(settings, mut warnings)| {
+                let loaded = |source: &str| {
+                    std::ffi::CString::new(source).is_ok_and(|name| crate::apache::server::module_loaded(&name))
+                };
+                warnings.extend(settings.check_companion_modules(&loaded)?);
+                Ok((settings, warnings))
+            });
+            match resolved {
                 Ok((settings, warnings)) => {
                     for w in warnings {
                         server.log(ptemp, Level::Warn, true, &format!("mod_twofactor: {}: {w}", server.describe()));

@@ -55,32 +55,37 @@ fn serve(stream: TcpStream) {
     });
     let mut writer = stream;
     loop {
-        let mut head = String::new();
+        // Bytes, not text: the head is echoed exactly as it arrived.
+        let mut head = Vec::new();
         let mut content_length = 0usize;
         loop {
-            let mut line = String::new();
-            match reader.read_line(&mut line) {
+            let mut line = Vec::new();
+            match reader.read_until(b'\n', &mut line) {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             }
-            if line == "\r\n" || line == "\n" {
+            if line == b"\r\n" || line == b"\n" {
                 break;
             }
-            if let Some((k, v)) = line.split_once(':') {
+            let text = String::from_utf8_lossy(&line);
+            if let Some((k, v)) = text.split_once(':') {
                 if k.trim().eq_ignore_ascii_case("content-length") {
                     content_length = v.trim().parse().unwrap_or(0);
                 }
             }
-            head.push_str(&line);
+            head.extend_from_slice(&line);
         }
         let mut body = vec![0u8; content_length];
         if reader.read_exact(&mut body).is_err() {
             return;
         }
-        let text = format!("{MARKER}\n{head}");
-        let response =
-            format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{text}", text.len());
-        if writer.write_all(response.as_bytes()).is_err() {
+        let mut text = format!("{MARKER}\n").into_bytes();
+        text.extend_from_slice(&head);
+        let mut response =
+            format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n", text.len())
+                .into_bytes();
+        response.extend_from_slice(&text);
+        if writer.write_all(&response).is_err() {
             return;
         }
     }

@@ -302,6 +302,27 @@ impl Settings {
         Ok((settings, warnings))
     }
 
+    /// What this configuration needs of the other modules loaded with it
+    /// (`is_loaded("mod_remoteip.c")`); `Ok` carries warnings worth a line.
+    pub fn check_companion_modules(&self, is_loaded: &dyn Fn(&str) -> bool) -> Result<Vec<String>, ConfigError> {
+        if !self.enrollment_from.is_empty() && !is_loaded("mod_remoteip.c") {
+            return Err(ConfigError::new(
+                d::ENROLLMENT_FROM,
+                "needs mod_remoteip (a2enmod remoteip), with RemoteIPHeader X-Forwarded-For and the gateway as \
+                 RemoteIPInternalProxy: the end user's address is never read from a raw X-Forwarded-For",
+            ));
+        }
+        let mut warnings = Vec::new();
+        if self.enforcement_used && is_loaded("mod_cache.c") {
+            warnings.push(
+                "mod_cache is loaded: responses where TwoFactor is On are never stored in its cache (its quick \
+                 handler would serve them without any access check); cache them at the backend if needed"
+                    .to_string(),
+            );
+        }
+        Ok(warnings)
+    }
+
     /// The attribute that stores `role`.
     pub fn attribute(&self, role: Role) -> &str {
         let i = Role::ALL.iter().position(|r| *r == role).unwrap_or(0);
