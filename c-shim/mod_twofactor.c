@@ -55,6 +55,7 @@ const command_rec twofactor_cmds[] = {
     TF_SERVER("TwoFactorMailAttribute", "directory attribute holding the user's mail address"),
     TF_SERVER("TwoFactorEmailCodeTTL", "duration: life of an emailed passcode"),
     TF_SERVER("TwoFactorEmailResendInterval", "duration: minimum time between two passcode mails"),
+    TF_SERVER("TwoFactorNotify", "On|Off: mail the user about enrollments, recovery codes and locks"),
     TF_SERVER("TwoFactorAttribute", "ROLE NAME: store a state role in an existing attribute"),
 #ifdef TWOFACTOR_TEST_HOOKS
     TF_SERVER("TwoFactorTestPanic", "test builds only: panic inside the directive setter"),
@@ -80,4 +81,7 @@ void twofactor_register_hooks(apr_pool_t *p)
     ap_hook_fixups(twofactor_fixups, NULL, NULL, APR_HOOK_REALLY_LAST);
     /* First, so that no proxy or other handler ever serves the challenge path. */
     ap_hook_handler(twofactor_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    /* After the response went out, and after the access log: security
+     * notices by mail. */
+    ap_hook_log_transaction(twofactor_log_transaction, NULL, NULL, APR_HOOK_LAST);
 }

@@ -26,5 +26,6 @@ int twofactor_header_parser(request_rec *r);
 int twofactor_access_checker(request_rec *r);
 int twofactor_fixups(request_rec *r);
 int twofactor_handler(request_rec *r);
+int twofactor_log_transaction(request_rec *r);
 
 #endif

@@ -138,15 +138,15 @@ impl Run {
         path
     }
 
-    fn mails(&self) -> usize {
-        self.stack.smtp.messages().len()
+    /// How many passcode mails `user` has received.
+    fn mails(&self, user: &str) -> usize {
+        self.stack.smtp.wait_for_passcode_mails(&format!("{user}@example.test"), 0, MAIL_TIMEOUT).len()
     }
 
-    /// The passcode in the newest mail to `user`, once there are `n` mails.
+    /// The passcode in the `n`-th passcode mail to `user`.
     fn passcode(&self, n: usize, user: &str) -> String {
-        let to = format!("{user}@example.test");
-        let mails = self.stack.smtp.wait_for_messages(n, MAIL_TIMEOUT);
-        let mail = mails.iter().rev().find(|m| m.contains(&to)).unwrap_or_else(|| panic!("no mail to {to}"));
+        let mails = self.stack.smtp.wait_for_passcode_mails(&format!("{user}@example.test"), n, MAIL_TIMEOUT);
+        let mail = &mails[n - 1];
         passcode_in(mail).unwrap_or_else(|| panic!("no passcode in the mail:\n{mail}"))
     }
 }
@@ -221,7 +221,7 @@ fn enroll(run: &Run, b: &Tab, user: &str, path: &str) -> Enrolled {
     on_page(b, START);
     assert!(b.url().starts_with(&run.url("/2fa/?r=")), "{}", b.url());
     run.shot(b, "start");
-    let mails = run.mails();
+    let mails = run.mails(user);
     b.click(ENROLL_START);
     on_page(b, CHECK_MAIL);
     run.shot(b, "check-mail");
@@ -294,7 +294,7 @@ fn email_passcode_login() {
     on_page(&b, START);
     assert!(!b.exists(TOTP_VERIFY), "bob has no authenticator:\n{}", b.source());
     run.shot(&b, "start");
-    let mails = run.mails();
+    let mails = run.mails("bob");
     b.click(EMAIL_LOGIN);
     on_page(&b, CHECK_MAIL);
     run.shot(&b, "check-mail");
@@ -395,7 +395,7 @@ fn pages_are_readable_on_a_phone() {
     on_page(&first, START);
     run.shot(&first, "start");
     check_phone_page(&first, false);
-    let mails = run.mails();
+    let mails = run.mails("alice");
     first.click(ENROLL_START);
     on_page(&first, CHECK_MAIL);
     run.shot(&first, "check-mail");

@@ -14,6 +14,7 @@ pub mod identity;
 pub mod import;
 pub mod keys;
 pub mod mail;
+pub mod notify;
 pub mod path;
 pub mod policy;
 pub mod random;

@@ -69,6 +69,21 @@ impl<'r> Request<'r> {
         Request { raw: NonNull::new(r).unwrap_or(self.raw), _life: PhantomData }
     }
 
+    /// Every value of note `name` on this request and on the internal
+    /// redirects that followed it (`r->next`), in order.
+    pub fn notes_along_redirects(&self, name: &str) -> Vec<&'r [u8]> {
+        let mut found = Vec::new();
+        let mut r = self.raw.as_ptr();
+        while let Some(raw) = NonNull::new(r) {
+            let view = Request { raw, _life: PhantomData::<&'r mut request_rec> };
+            found.extend(view.values(Table::Notes, name));
+            // SAFETY: `next` of a valid request is null or a valid request
+            // of the same connection that lives as long.
+            r = unsafe { (*r).next };
+        }
+        found
+    }
+
     /// The `request_rec` itself, only to tell two views apart.
     pub fn as_ptr(&self) -> *const request_rec {
         self.raw.as_ptr()

@@ -10,7 +10,7 @@ use twofactor_core::csrf::{self, Use};
 use twofactor_core::factors::{self, email::EmailCode};
 use twofactor_core::mail::{Mailer, SmtpMailer};
 use twofactor_core::store::cas::{self, Decision};
-use twofactor_core::store::{Change, Directory, StoreError};
+use twofactor_core::store::{Change, Directory, StoreError, UserEntry};
 
 use super::{pages, send_page, Ctx};
 use crate::apache::log::{event, Level};
@@ -42,11 +42,28 @@ impl Purpose {
         }
     }
 
-    /// Whether mail may be used for this purpose here.
-    fn allowed(self, ctx: &Ctx<'_>) -> bool {
-        match self {
-            Purpose::Login => ctx.offers(Method::Email),
-            Purpose::Enroll => super::enroll::allowed_here(ctx),
+    /// `Err` (the response, already sent) when mail may not be used for this
+    /// purpose here: the enrollment rules are checked before a mail is
+    /// sent or a code used, not only by the pages that offer the button.
+    fn check(self, req: &mut Request<'_>, ctx: &mut Ctx<'_>, entry: &UserEntry) -> Result<(), c_int> {
+        let refusal = match self {
+            Purpose::Login if ctx.offers(Method::Email) => None,
+            Purpose::Login => Some(("email-not-offered", "Codes by mail are not offered here.")),
+            Purpose::Enroll => super::enroll::refusal(req, ctx, entry),
+        };
+        match refusal {
+            None => Ok(()),
+            Some((reason, why)) => {
+                event!(
+                    req,
+                    Level::Warn,
+                    "deny",
+                    "reason" = reason,
+                    "user" = ctx.user.as_str(),
+                    "purpose" = self.as_str()
+                );
+                Err(super::start(req, ctx, Some(why)))
+            }
         }
     }
 }
@@ -57,7 +74,10 @@ pub fn send(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
         Ok(entry) => entry,
         Err(status) => return status,
     };
-    let (Some(smtp), Some(to), true) = (&ctx.st.settings.smtp, ctx.mail_address(&entry), purpose.allowed(ctx)) else {
+    if let Err(status) = purpose.check(req, ctx, &entry) {
+        return status;
+    }
+    let (Some(smtp), Some(to)) = (&ctx.st.settings.smtp, ctx.mail_address(&entry)) else {
         return super::start(req, ctx, Some("A code cannot be sent by mail for this account."));
     };
     let s = &ctx.st.settings;
@@ -124,10 +144,10 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
         Ok(entry) => entry,
         Err(status) => return status,
     };
-    if !purpose.allowed(ctx) {
-        return super::start(req, ctx, Some("Codes by mail are not offered here."));
+    if let Err(status) = purpose.check(req, ctx, &entry) {
+        return status;
     }
-    let count = match super::reserve_attempt(req, ctx, "email") {
+    let count = match super::reserve_attempt(req, ctx, &entry, "email") {
         Ok(count) => count,
         Err(status) => return status,
     };
@@ -150,7 +170,7 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
         }
     }
     let reason = if stored.is_none() { "no-code" } else { "wrong" };
-    match super::wrong_code(req, ctx, "email", reason, count) {
+    match super::wrong_code(req, ctx, &entry, "email", reason, count) {
         Ok(message) => {
             let message = if stored.is_none() {
                 "That code has expired or was already used. Ask for a new one."

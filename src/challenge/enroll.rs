@@ -2,8 +2,11 @@
 //! (QR code and text), `POST /enroll` saves it after a first valid code.
 //!
 //! The secret is not stored until confirmed: it travels in the form,
-//! sealed to this user and browser. With `TwoFactorEnrollmentProof email`
-//! the page is reached only through an emailed passcode (`email.rs`).
+//! sealed to this user and browser, and bound to the authenticator stored
+//! when it was shown, so its first confirmation uses it up. With
+//! `TwoFactorEnrollmentProof email` the page is reached only through an
+//! emailed passcode (`email.rs`). A user who holds a factor already adds or
+//! replaces one only after a recent completion made with it.
 
 use std::ffi::c_int;
 use std::net::IpAddr;
@@ -14,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use twofactor_core::completion;
 use twofactor_core::config::{EnrollmentProof, Method, Role};
 use twofactor_core::csrf::{self, Use};
-use twofactor_core::factors::recovery;
+use twofactor_core::factors::{self, recovery};
+use twofactor_core::notify::Notice;
 use twofactor_core::secret::Secret;
 use twofactor_core::store::{Change, Directory, StoreError, UserEntry};
 use twofactor_core::totp::{self, LastStep, TotpParams, TotpRecord};
@@ -23,11 +27,14 @@ use super::{pages, send_page, Ctx};
 use crate::apache::log::{event, Level};
 use crate::apache::{status, Request};
 
-/// Re-enrolling without mail proof needs a completion this recent.
+/// Adding or replacing a factor needs a completion this recent, made with
+/// a factor the user already holds.
 const RECENT_COMPLETION_SECS: u64 = 900;
 /// How long a shown secret may wait for its first code.
 const PENDING_LIFETIME_SECS: u64 = 900;
 
+/// A secret shown but not saved yet: it travels in the form, sealed to
+/// this user and browser.
 #[derive(Serialize, Deserialize)]
 struct Pending {
     /// base32 secret
@@ -36,14 +43,23 @@ struct Pending {
     d: u32,
     p: u32,
     e: u64,
+    /// Keyed hash of the stored TOTP value when the secret was shown: the
+    /// first confirmation changes it, so the pending secret is used up.
+    t: String,
 }
 
 fn pending_context(ctx: &Ctx<'_>) -> Vec<u8> {
     format!("enroll-pending\n{}\n{}", ctx.user.to_ascii_lowercase(), ctx.nonce).into_bytes()
 }
 
-/// Enrollment is on, TOTP is offered, and the end user's address (as the
-/// trusted gateway forwarded it) is inside `TwoFactorEnrollmentFrom`.
+/// What the stored authenticator is now, as a keyed hash (`""` for none).
+fn state_fingerprint(ctx: &Ctx<'_>, entry: &UserEntry) -> String {
+    let current = entry.values(ctx.st.settings.attribute(Role::Totp)).first().map_or(&b""[..], |v| v.as_bytes());
+    URL_SAFE_NO_PAD.encode(ctx.keys.hash("enroll-state", current))
+}
+
+/// Enrollment is on, TOTP is offered, and the end user's address (as
+/// mod_remoteip derived it) is inside `TwoFactorEnrollmentFrom`.
 pub fn allowed_here(ctx: &Ctx<'_>) -> bool {
     let s = &ctx.st.settings;
     s.enrollment
@@ -56,37 +72,60 @@ pub fn needs_mail_proof(ctx: &Ctx<'_>) -> bool {
     ctx.st.settings.enrollment_proof == EnrollmentProof::Email
 }
 
-/// Whether this browser holds a valid completion (re-enrollment without
-/// mail proof needs one: the old factor was shown in this session).
-fn has_completion(req: &Request<'_>, ctx: &Ctx<'_>, entry: &UserEntry) -> bool {
+/// Whether the user holds a factor already (an authenticator, or recovery codes).
+fn has_factor(ctx: &Ctx<'_>, entry: &UserEntry) -> bool {
+    let s = &ctx.st.settings;
+    !entry.values(s.attribute(Role::Totp)).is_empty() || !entry.values(s.attribute(Role::Recovery)).is_empty()
+}
+
+/// Whether this browser completed the challenge in the last minutes with a
+/// factor the user already holds (the emailed passcode proves the mailbox only).
+fn recent_factor_completion(req: &Request<'_>, ctx: &Ctx<'_>, entry: &UserEntry) -> bool {
     crate::enforce::presented(req, ctx.st).is_some_and(|p| {
         let values = entry.values(ctx.st.settings.attribute(Role::Completion));
-        completion::find_valid(values, &p, ctx.keys, ctx.now, RECENT_COMPLETION_SECS).is_some()
+        completion::find_valid(values, &p, ctx.keys, ctx.now, RECENT_COMPLETION_SECS)
+            .is_some_and(|c| factors::proves_a_held_factor(&c.method))
     })
+}
+
+/// Why this user may not add or replace a factor here and now, if not
+/// (SPEC §3: a user who has a factor needs a recent completion with it;
+/// otherwise only an administrator clears the way).
+pub fn refusal(req: &Request<'_>, ctx: &Ctx<'_>, entry: &UserEntry) -> Option<(&'static str, &'static str)> {
+    if !allowed_here(ctx) {
+        return Some(("enrollment-not-allowed", "Setting up a second factor is not possible from here."));
+    }
+    if has_factor(ctx, entry) && !recent_factor_completion(req, ctx, entry) {
+        return Some((
+            "enrollment-needs-recent-factor",
+            "You already have a second factor. Sign in with it (your authenticator or a recovery code) first, \
+             then set up a new one. If you lost it, ask your administrator to reset it.",
+        ));
+    }
+    None
+}
+
+/// How the start page offers enrollment to this user, if at all.
+pub fn offer(req: &Request<'_>, ctx: &Ctx<'_>, entry: &UserEntry, can_mail: bool) -> pages::EnrollOffer {
+    match (refusal(req, ctx, entry), needs_mail_proof(ctx)) {
+        (Some(_), _) => pages::EnrollOffer::None,
+        (None, true) if can_mail => pages::EnrollOffer::ByMail,
+        (None, true) => pages::EnrollOffer::None,
+        (None, false) => pages::EnrollOffer::Link,
+    }
 }
 
 /// Checks everything that must hold before a secret is shown or saved.
 /// `Err` is the response already decided.
 fn permitted(req: &mut Request<'_>, ctx: &mut Ctx<'_>, proof: &str) -> Result<UserEntry, c_int> {
     let entry = ctx.unlocked_entry(req)?;
-    if !allowed_here(ctx) {
-        event!(req, Level::Warn, "deny", "reason" = "enrollment-not-allowed", "user" = ctx.user.as_str());
-        return Err(super::start(req, ctx, Some("Setting up a second factor is not possible from here.")));
-    }
-    let enrolled = !entry.values(ctx.st.settings.attribute(Role::Totp)).is_empty();
-    let proven = if needs_mail_proof(ctx) {
-        csrf::verify(ctx.keys, Use::EnrollProof, proof, &ctx.user, &ctx.nonce, ctx.now)
-    } else {
-        !enrolled || has_completion(req, ctx, &entry)
-    };
-    if !proven {
-        event!(req, Level::Warn, "deny", "reason" = "enrollment-without-proof", "user" = ctx.user.as_str());
-        let why = if needs_mail_proof(ctx) {
-            "First confirm a code sent to your mail address."
-        } else {
-            "An authenticator is already set up: sign in with it (or ask your administrator to reset it) first."
-        };
+    if let Some((reason, why)) = refusal(req, ctx, &entry) {
+        event!(req, Level::Warn, "deny", "reason" = reason, "user" = ctx.user.as_str());
         return Err(super::start(req, ctx, Some(why)));
+    }
+    if needs_mail_proof(ctx) && !csrf::verify(ctx.keys, Use::EnrollProof, proof, &ctx.user, &ctx.nonce, ctx.now) {
+        event!(req, Level::Warn, "deny", "reason" = "enrollment-without-proof", "user" = ctx.user.as_str());
+        return Err(super::start(req, ctx, Some("First confirm a code sent to your mail address.")));
     }
     Ok(entry)
 }
@@ -97,9 +136,10 @@ pub fn page(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
 
 /// A new secret, shown once with its QR code.
 pub fn show(req: &mut Request<'_>, ctx: &mut Ctx<'_>, proof: &str) -> c_int {
-    if let Err(status) = permitted(req, ctx, proof) {
-        return status;
-    }
+    let entry = match permitted(req, ctx, proof) {
+        Ok(entry) => entry,
+        Err(status) => return status,
+    };
     let defaults = ctx.st.settings.totp_defaults;
     let params = match TotpParams::new(defaults.algorithm, defaults.digits, defaults.period) {
         Ok(p) => p,
@@ -115,6 +155,7 @@ pub fn show(req: &mut Request<'_>, ctx: &mut Ctx<'_>, proof: &str) -> c_int {
         d: params.digits,
         p: params.period,
         e: ctx.now + PENDING_LIFETIME_SECS,
+        t: state_fingerprint(ctx, &entry),
     };
     let sealed = serde_json::to_vec(&pending).ok().and_then(|json| ctx.keys.seal(&pending_context(ctx), &json).ok());
     let Some(sealed) = sealed else { return status::INTERNAL_SERVER_ERROR };
@@ -151,13 +192,15 @@ fn render(
     send_page(req, status::OK, &pages::enroll(&ctx.form_base(), &view, error))
 }
 
-/// The pending secret of the form, if it is this user's and browser's and fresh.
-fn open_pending(ctx: &Ctx<'_>) -> Option<(Secret, TotpParams, String)> {
+/// The pending secret of the form, if it is this user's and browser's,
+/// fresh, and not used up (the stored authenticator is still the one it
+/// was shown against).
+fn open_pending(ctx: &Ctx<'_>, entry: &UserEntry) -> Option<(Secret, TotpParams, String)> {
     let raw = ctx.field("pending")?;
     let sealed = URL_SAFE_NO_PAD.decode(raw).ok()?;
     let (json, _) = ctx.keys.open(&pending_context(ctx), &sealed)?;
     let pending: Pending = serde_json::from_slice(json.expose()).ok()?;
-    if pending.e < ctx.now {
+    if pending.e < ctx.now || pending.t != state_fingerprint(ctx, entry) {
         return None;
     }
     let algorithm = twofactor_core::config::Algorithm::parse(&pending.a)?;
@@ -172,8 +215,9 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
         Ok(entry) => entry,
         Err(status) => return status,
     };
-    let Some((secret, params, pending)) = open_pending(ctx) else {
-        return super::start(req, ctx, Some("That setup page expired. Please start again."));
+    let Some((secret, params, pending)) = open_pending(ctx, &entry) else {
+        event!(req, Level::Info, "enroll-fail", "user" = ctx.user.as_str(), "reason" = "no-pending-secret");
+        return super::start(req, ctx, Some("That setup page expired or was used already. Please start again."));
     };
     let code = ctx.field("code").unwrap_or("").to_string();
     let s = &ctx.st.settings;
@@ -197,29 +241,30 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
         _ => Vec::new(),
     };
     let totp_attr = s.attribute(Role::Totp);
-    let enrolled = !entry.values(totp_attr).is_empty();
-    let mut changes = Vec::with_capacity(4);
+    let previous = entry.values(totp_attr).first().cloned();
+    let mut changes = Vec::with_capacity(5);
     let own_schema = totp_attr == Role::Totp.default_attribute();
     if own_schema && !entry.has_object_class(completion::OBJECT_CLASS) {
         changes.push(Change::Add("objectClass".into(), vec![completion::OBJECT_CLASS.into()]));
     }
-    // A first enrollment adds: if another browser enrolled meanwhile, this
-    // one fails instead of overwriting it.
-    changes.push(if enrolled {
-        Change::Replace(totp_attr.into(), vec![record.encode()])
-    } else {
-        Change::Add(totp_attr.into(), vec![record.encode()])
-    });
+    // Compare-and-swap on the stored authenticator: of two confirmations
+    // (two browsers, or one form posted twice) exactly one lands.
+    if let Some(old) = &previous {
+        changes.push(Change::Delete(totp_attr.into(), vec![old.clone()]));
+    }
+    changes.push(Change::Add(totp_attr.into(), vec![record.encode()]));
     changes.push(Change::Replace(s.attribute(Role::TotpLast).into(), vec![LastStep::from(accepted).encode()]));
     let hashes = codes.iter().map(|c| recovery::stored_value(ctx.keys, &entry.username, c)).collect();
     changes.push(Change::Replace(s.attribute(Role::Recovery).into(), hashes));
     match ctx.directory.modify(&entry.dn, &changes) {
         Ok(()) => {}
         Err(StoreError::Conflict) => {
-            return super::start(req, ctx, Some("An authenticator was set up meanwhile. Sign in with it."));
+            return super::start(req, ctx, Some("Your authenticator was changed meanwhile. Sign in with it."));
         }
         Err(e) => return super::directory_trouble(req, ctx, &e),
     }
+    let notice = Notice::Enrolled { replaced: previous.is_some(), recovery_codes: codes.len() };
+    super::notify::queue(req, ctx, &entry, notice);
     match super::record_success(req, ctx, &entry.username, "enrolled") {
         Ok(target) => send_page(req, status::OK, &pages::enrolled(&codes, &target)),
         Err(status) => status,

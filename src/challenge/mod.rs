@@ -8,6 +8,7 @@
 
 mod email;
 mod enroll;
+pub(crate) mod notify;
 mod pages;
 mod recovery;
 mod totp;
@@ -23,6 +24,7 @@ use twofactor_core::config::{DirConfig, Method, Role, SessionBinding};
 use twofactor_core::csrf::{self, Use};
 use twofactor_core::factors::lockout::{self, Reservation};
 use twofactor_core::keys::Keys;
+use twofactor_core::notify::Notice;
 use twofactor_core::store::codec::{self as store_codec, Completion, LOCKED_UNTIL_UNLOCKED};
 use twofactor_core::store::{Directory, LdapDirectory, Lookup, StoreError, UserEntry};
 use twofactor_core::{admin, form, random, text, token};
@@ -129,7 +131,7 @@ pub(crate) struct Ctx<'a> {
     /// The decoded form of a POST.
     pub fields: Vec<(String, String)>,
     pub now: u64,
-    /// The end user's address as the trusted gateway forwarded it.
+    /// The end user's address as mod_remoteip derived it (`None`: unknown).
     pub end_user: Option<IpAddr>,
     csrf: String,
 }
@@ -259,13 +261,13 @@ impl<'a> Ctx<'a> {
 
     /// What the user may do besides the main form. Enrolling behind a mail
     /// proof is offered only where a mail can be sent.
-    pub fn options(&self, entry: &UserEntry, enrolled: bool) -> pages::Options {
+    pub fn options(&self, req: &Request<'_>, entry: &UserEntry) -> pages::Options {
         let s = &self.st.settings;
         let can_mail = s.smtp.is_some() && self.mail_address(entry).is_some();
         pages::Options {
             email: self.offers(Method::Email) && can_mail,
             recovery: self.offers(Method::Recovery) && !entry.values(s.attribute(Role::Recovery)).is_empty(),
-            enroll: !enrolled && enroll::allowed_here(self) && (can_mail || !enroll::needs_mail_proof(self)),
+            enroll: enroll::offer(req, self, entry, can_mail),
         }
     }
 }
@@ -298,12 +300,12 @@ pub(crate) fn start(req: &mut Request<'_>, ctx: &mut Ctx<'_>, error: Option<&str
         Err(status) => return status,
     };
     let enrolled = !entry.values(ctx.st.settings.attribute(Role::Totp)).is_empty();
-    let options = ctx.options(&entry, enrolled);
+    let options = ctx.options(req, &entry);
     let mail = ctx.mail_address(&entry).map(mask_mail);
     let body = if enrolled && ctx.offers(Method::Totp) {
         pages::totp(&ctx.form_base(), &ctx.user, error, &options, mail.as_deref())
     } else {
-        pages::choose(&ctx.form_base(), &ctx.user, &options, enroll::needs_mail_proof(ctx), mail.as_deref())
+        pages::choose(&ctx.form_base(), &ctx.user, &options, mail.as_deref())
     };
     send_page(req, status::OK, &body)
 }
@@ -326,7 +328,12 @@ pub(crate) fn locked_page(req: &mut Request<'_>, until: u64) -> c_int {
 /// in the directory), so that parallel submissions cannot check more codes
 /// than `TwoFactorMaxAttempts` allows. Returns the count with this attempt;
 /// `Err` is the response already sent (the locked page, or trouble).
-pub(crate) fn reserve_attempt(req: &mut Request<'_>, ctx: &Ctx<'_>, method: &str) -> Result<u32, c_int> {
+pub(crate) fn reserve_attempt(
+    req: &mut Request<'_>,
+    ctx: &Ctx<'_>,
+    entry: &UserEntry,
+    method: &str,
+) -> Result<u32, c_int> {
     match lockout::reserve_attempt(ctx.directory, &ctx.st.settings, &ctx.user, ctx.now) {
         Ok(Reservation::Granted { count, ended_lock }) => {
             if ended_lock {
@@ -337,6 +344,7 @@ pub(crate) fn reserve_attempt(req: &mut Request<'_>, ctx: &Ctx<'_>, method: &str
         Ok(Reservation::Locked { until, newly }) => {
             if newly {
                 event!(req, Level::Warn, "locked", "user" = ctx.user.as_str(), "until" = until);
+                notify::queue(req, ctx, entry, Notice::Locked { until });
             }
             event!(req, Level::Info, "deny", "reason" = "locked", "user" = ctx.user.as_str(), "method" = method);
             Err(locked_page(req, until))
@@ -365,6 +373,7 @@ pub(crate) fn reserve_attempt(req: &mut Request<'_>, ctx: &Ctx<'_>, method: &str
 pub(crate) fn wrong_code(
     req: &mut Request<'_>,
     ctx: &Ctx<'_>,
+    entry: &UserEntry,
     method: &str,
     reason: &str,
     count: u32,
@@ -374,6 +383,7 @@ pub(crate) fn wrong_code(
     match lockout::record_wrong_code(ctx.directory, &ctx.st.settings, &ctx.user, ctx.now) {
         Ok(Some(until)) => {
             event!(req, Level::Warn, "locked", "user" = ctx.user.as_str(), "until" = until);
+            notify::queue(req, ctx, entry, Notice::Locked { until });
             Err(locked_page(req, until))
         }
         Ok(None) => {

@@ -65,12 +65,30 @@ pub fn alert(message: &str) -> String {
     format!("<p class=\"error\" role=\"alert\">{}</p>", html(message))
 }
 
+/// How setting up an authenticator is offered.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum EnrollOffer {
+    None,
+    /// A link to the enrollment page.
+    Link,
+    /// A button that mails the proof code first.
+    ByMail,
+}
+
 /// What a user can do instead of (or besides) the main form.
 #[derive(Clone, Copy)]
 pub struct Options {
     pub email: bool,
     pub recovery: bool,
-    pub enroll: bool,
+    pub enroll: EnrollOffer,
+}
+
+fn enroll_by_mail(f: &FormBase<'_>, label: &str) -> String {
+    format!(
+        "{}<input type=\"hidden\" name=\"purpose\" value=\"enroll\"><button type=\"submit\">{}</button></form>",
+        f.open("email/send"),
+        html(label)
+    )
 }
 
 fn other_ways(f: &FormBase<'_>, options: &Options, mail_hint: Option<&str>) -> String {
@@ -86,8 +104,13 @@ fn other_ways(f: &FormBase<'_>, options: &Options, mail_hint: Option<&str>) -> S
     if options.recovery {
         out.push_str(&format!("<p><a href=\"{}\">Use a recovery code</a></p>", f.link("recovery")));
     }
-    if options.enroll {
-        out.push_str(&format!("<p><a href=\"{}\">Set up a new authenticator app or token</a></p>", f.link("enroll")));
+    match options.enroll {
+        EnrollOffer::None => {}
+        EnrollOffer::Link => out
+            .push_str(&format!("<p><a href=\"{}\">Set up a new authenticator app or token</a></p>", f.link("enroll"))),
+        EnrollOffer::ByMail => {
+            out.push_str(&enroll_by_mail(f, "Email me a code to set up a new authenticator app or token"))
+        }
     }
     if out.is_empty() {
         return out;
@@ -110,31 +133,24 @@ pub fn totp(f: &FormBase<'_>, user: &str, error: Option<&str>, options: &Options
 }
 
 /// For a user without a TOTP secret: the ways that are open.
-pub fn choose(
-    f: &FormBase<'_>,
-    user: &str,
-    options: &Options,
-    enroll_needs_mail: bool,
-    mail_hint: Option<&str>,
-) -> String {
+pub fn choose(f: &FormBase<'_>, user: &str, options: &Options, mail_hint: Option<&str>) -> String {
     let mut body = format!("<p>Signed in at the gateway as <strong>{}</strong>.</p>", html(user));
-    if options.enroll && enroll_needs_mail {
-        body.push_str(&format!(
+    match options.enroll {
+        EnrollOffer::ByMail => body.push_str(&format!(
             "<h2>Set up an authenticator</h2>\
              <p>To set up an authenticator app or a hardware token, first confirm a code we send to your mail \
-             address.</p>{}<input type=\"hidden\" name=\"purpose\" value=\"enroll\">\
-             <button type=\"submit\">Email me a code to set up an authenticator</button></form>",
-            f.open("email/send")
-        ));
-    } else if options.enroll {
-        body.push_str(&format!(
+             address.</p>{}",
+            enroll_by_mail(f, "Email me a code to set up an authenticator")
+        )),
+        EnrollOffer::Link => body.push_str(&format!(
             "<p><a href=\"{}\">Set up an authenticator app or a hardware token</a></p>",
             f.link("enroll")
-        ));
+        )),
+        EnrollOffer::None => {}
     }
-    let rest = Options { enroll: false, ..*options };
+    let rest = Options { enroll: EnrollOffer::None, ..*options };
     body.push_str(&other_ways(f, &rest, mail_hint));
-    if !options.email && !options.recovery && !options.enroll {
+    if !options.email && !options.recovery && options.enroll == EnrollOffer::None {
         body.push_str(&alert(
             "No second factor is set up for your account, and none can be set up from here. \
              Please contact your administrator.",

@@ -4,6 +4,7 @@ use std::ffi::c_int;
 
 use twofactor_core::config::{Method, Role};
 use twofactor_core::factors::recovery;
+use twofactor_core::notify::Notice;
 use twofactor_core::store::{Change, Directory, StoreError};
 
 use super::{pages, send_page, Ctx};
@@ -25,7 +26,7 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
         Ok(entry) => entry,
         Err(status) => return status,
     };
-    let count = match super::reserve_attempt(req, ctx, "recovery") {
+    let count = match super::reserve_attempt(req, ctx, &entry, "recovery") {
         Ok(count) => count,
         Err(status) => return status,
     };
@@ -38,13 +39,15 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
                 if let Err(status) = super::right_code(req, ctx, "recovery") {
                     return status;
                 }
+                let left = values.len().saturating_sub(1);
+                super::notify::queue(req, ctx, &entry, Notice::RecoveryCodeUsed { left });
                 return super::finish(req, ctx, &entry.username, "recovery");
             }
             Err(StoreError::Conflict) => {}
             Err(e) => return super::directory_trouble(req, ctx, &e),
         }
     }
-    match super::wrong_code(req, ctx, "recovery", "wrong", count) {
+    match super::wrong_code(req, ctx, &entry, "recovery", "wrong", count) {
         Ok(message) => page(req, ctx, Some(&message)),
         Err(status) => status,
     }

@@ -35,7 +35,7 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
         );
     };
     // Counted before it is checked: parallel guesses cannot outrun the lock.
-    let count = match super::reserve_attempt(req, ctx, "totp") {
+    let count = match super::reserve_attempt(req, ctx, &entry, "totp") {
         Ok(count) => count,
         Err(status) => return status,
     };
@@ -76,7 +76,7 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
         }
         Err(rejection) => rejection.as_str(),
     };
-    match super::wrong_code(req, ctx, "totp", reason, count) {
+    match super::wrong_code(req, ctx, &entry, "totp", reason, count) {
         Ok(message) => {
             let message = if reason == "replayed" {
                 "That code was already used. Wait for the next one.".to_string()

@@ -299,3 +299,13 @@ pub unsafe extern "C" fn twofactor_fixups(r: *mut request_rec) -> c_int {
 pub unsafe extern "C" fn twofactor_handler(r: *mut request_rec) -> c_int {
     request_hook(r, "handler", crate::challenge::handler)
 }
+
+/// After the response: a failure here must never stop the other logging
+/// hooks (a status other than OK/DECLINED would), so a panic declines.
+#[no_mangle]
+pub unsafe extern "C" fn twofactor_log_transaction(r: *mut request_rec) -> c_int {
+    match request_hook(r, "log-transaction", crate::challenge::notify::deliver) {
+        INTERNAL_ERROR => crate::apache::DECLINED,
+        status => status,
+    }
+}

@@ -102,6 +102,36 @@ impl SmtpSink {
         }
     }
 
+    /// Polls `messages()` until at least `n` of them satisfy `wanted`;
+    /// returns those, oldest first. Panics after `timeout` with what arrived.
+    pub fn wait_for_matching(&self, n: usize, timeout: Duration, wanted: impl Fn(&str) -> bool) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let matching: Vec<String> = self.messages().into_iter().filter(|m| wanted(m)).collect();
+            if matching.len() >= n {
+                return matching;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "expected {n} matching mail message(s) within {timeout:?}, got {}; all mail:\n{}",
+                    matching.len(),
+                    self.messages().join("\n-----\n")
+                );
+            }
+            std::thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// The passcode mails (not the security notices) to `to`, once there are `n`.
+    pub fn wait_for_passcode_mails(&self, to: &str, n: usize, timeout: Duration) -> Vec<String> {
+        self.wait_for_matching(n, timeout, |m| m.contains(to) && m.contains("Subject: Your sign-in code"))
+    }
+
+    /// The security notices to `to`, once there are `n`.
+    pub fn wait_for_notices(&self, to: &str, n: usize, timeout: Duration) -> Vec<String> {
+        self.wait_for_matching(n, timeout, |m| m.contains(to) && m.contains("This is a security notice"))
+    }
+
     /// smtp-sink's stderr (fatal errors).
     pub fn log(&self) -> String {
         fs::read_to_string(self.maildir.join("smtp-sink.log")).unwrap_or_default()

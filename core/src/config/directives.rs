@@ -39,6 +39,7 @@ pub const MAIL_FROM: &str = "TwoFactorMailFrom";
 pub const MAIL_ATTRIBUTE: &str = "TwoFactorMailAttribute";
 pub const EMAIL_CODE_TTL: &str = "TwoFactorEmailCodeTTL";
 pub const EMAIL_RESEND_INTERVAL: &str = "TwoFactorEmailResendInterval";
+pub const NOTIFY: &str = "TwoFactorNotify";
 pub const ATTRIBUTE: &str = "TwoFactorAttribute";
 
 /// Where a directive may appear.
@@ -89,5 +90,6 @@ pub const ALL: &[(&str, Context)] = &[
     (MAIL_ATTRIBUTE, Context::Server),
     (EMAIL_CODE_TTL, Context::Server),
     (EMAIL_RESEND_INTERVAL, Context::Server),
+    (NOTIFY, Context::Server),
     (ATTRIBUTE, Context::Server),
 ];

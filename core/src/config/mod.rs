@@ -269,6 +269,7 @@ pub struct ServerConfig {
     pub mail_attribute: Option<String>,
     pub email_code_ttl: Option<Duration>,
     pub email_resend_interval: Option<Duration>,
+    pub notify: Option<bool>,
     /// `TwoFactorAttribute ROLE NAME`, in order of appearance.
     pub attributes: Vec<(Role, String)>,
 }
@@ -334,6 +335,7 @@ impl ServerConfig {
                 mail_attribute,
                 email_code_ttl,
                 email_resend_interval,
+                notify,
             ]
         )
     }
@@ -567,6 +569,7 @@ fn apply_known(
                 values::duration_in(v, Duration::ZERO, Duration::from_secs(3600), "0 to 1h")
             })?)
         }
+        d::NOTIFY => server.notify = Some(single(directive, args, values::on_off)?),
         d::ATTRIBUTE => {
             let [role, name] = args else {
                 return Err(ConfigError::new(

@@ -109,6 +109,8 @@ pub struct Settings {
     pub mail_attribute: String,
     pub email_code_ttl: Duration,
     pub email_resend_interval: Duration,
+    /// Mail the user about enrollments, recovery codes and locks.
+    pub notify: bool,
     attributes: [String; 6],
 }
 
@@ -262,6 +264,14 @@ impl Settings {
             None => None,
         };
 
+        let notify = match cfg.notify {
+            Some(true) if smtp.is_none() => {
+                return Err(ConfigError::new(d::NOTIFY, "On needs TwoFactorSMTPServer (notices are sent by mail)"))
+            }
+            Some(on) => on,
+            None => smtp.is_some(),
+        };
+
         let mut attributes = Role::ALL.map(|r| r.default_attribute().to_string());
         for (role, name) in &cfg.attributes {
             if let Some(i) = Role::ALL.iter().position(|r| r == role) {
@@ -297,6 +307,7 @@ impl Settings {
             mail_attribute: cfg.mail_attribute.clone().unwrap_or_else(|| "mail".into()),
             email_code_ttl: cfg.email_code_ttl.unwrap_or(Duration::from_secs(600)),
             email_resend_interval: cfg.email_resend_interval.unwrap_or(Duration::from_secs(60)),
+            notify,
             attributes,
         };
         Ok((settings, warnings))

@@ -5,6 +5,14 @@ pub mod email;
 pub mod lockout;
 pub mod recovery;
 
+/// Whether a completion made with `method` proves a factor the user holds
+/// (an authenticator, a recovery code, or a new authenticator just
+/// confirmed with its first code); an emailed passcode proves the mailbox
+/// only, and never opens the way to adding or replacing a factor.
+pub fn proves_a_held_factor(method: &str) -> bool {
+    matches!(method, "totp" | "recovery" | "enrolled")
+}
+
 /// A uniformly random decimal string of `digits` digits from the system CSPRNG.
 pub fn random_digits(digits: u32) -> Result<String, String> {
     let mut out = String::with_capacity(digits as usize);
@@ -21,6 +29,16 @@ pub fn random_digits(digits: u32) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_mailbox_is_no_held_factor() {
+        for method in ["totp", "recovery", "enrolled"] {
+            assert!(super::proves_a_held_factor(method), "{method}");
+        }
+        for method in ["email", "test", "", "TOTP"] {
+            assert!(!super::proves_a_held_factor(method), "{method}");
+        }
+    }
+
     #[test]
     fn random_digits_look_random() {
         let a = super::random_digits(8).unwrap();
