@@ -172,6 +172,26 @@ fn enroll_recovery_lock_unlock_reset() {
     for log in [s.protected.error_log(), s.slapd.log()] {
         assert!(!log.contains(&secret) && !log.contains(&first));
     }
+    // alice was told of each change by mail: enrollment and recovery codes
+    // by an administrator, the lock, the recovery code she used.
+    let notices = s.smtp.wait_for_notices("alice@example.test", 4, std::time::Duration::from_secs(15));
+    let subjects: Vec<&str> =
+        notices.iter().map(|n| n.lines().find(|l| l.starts_with("Subject: ")).unwrap_or_default()).collect();
+    for expected in [
+        "Subject: An authenticator was set up for 127.0.0.1",
+        "Subject: New recovery codes were issued for 127.0.0.1",
+        "Subject: Your second sign-in step was locked for 127.0.0.1",
+        "Subject: A recovery code was used for 127.0.0.1",
+    ] {
+        assert!(subjects.contains(&expected), "{expected} not in {subjects:?}");
+    }
+    let joined = |n: &String| n.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(notices.iter().filter(|n| joined(n).contains("UTC, by an administrator.")).count() >= 2);
+    assert!(notices.iter().all(|n| !n.contains(&secret) && !n.contains(&first)), "a secret in a notice");
+    // --no-notify: no mail for this one.
+    let (code, _, err) = ctl(&s, &["--no-notify", "recovery", "alice"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("notice mailed"), "{err}");
 }
 
 #[test]

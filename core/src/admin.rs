@@ -7,6 +7,8 @@ use crate::completion;
 use crate::config::{Role, Settings};
 use crate::factors::recovery;
 use crate::keys::Keys;
+use crate::mail::{Mailer, SmtpMailer};
+use crate::notify::{self, Notice, Origin};
 use crate::secret::Secret;
 use crate::store::codec::{Bound, Completion, Failures, LOCKED_UNTIL_UNLOCKED};
 use crate::store::{Change, Directory, Lookup, StoreError, UserEntry};
@@ -172,6 +174,8 @@ fn totp_changes(settings: &Settings, entry: &UserEntry, record: &TotpRecord) -> 
 #[derive(Debug, Serialize)]
 pub struct Enrolled {
     pub user: String,
+    /// An earlier authenticator was replaced.
+    pub replaced: bool,
     /// The otpauth URI: holds the secret, printed once for the user's app.
     pub uri: String,
     pub algorithm: &'static str,
@@ -199,6 +203,7 @@ pub fn enroll(
     let record = TotpRecord { sealed, params, serial: None };
     directory.modify(&entry.dn, &totp_changes(settings, &entry, &record))?;
     Ok(Enrolled {
+        replaced: !entry.values(settings.attribute(Role::Totp)).is_empty(),
         uri: totp::otpauth_uri(&settings.totp_issuer, &entry.username, secret.expose(), params),
         user: entry.username,
         algorithm: params.algorithm.as_str(),
@@ -290,6 +295,33 @@ pub fn new_recovery_codes(
     directory.modify(&entry.dn, &changes)?;
     Ok(codes)
 }
+
+/// Mails `user` a security notice about what an administrator just did
+/// (`TwoFactorNotify`). `Ok(None)`: notices are off, or the directory has
+/// no mail address for the user; `Ok(Some(address))`: sent.
+pub fn notify_user(
+    directory: &dyn Directory,
+    settings: &Settings,
+    user: &str,
+    notice: Notice,
+    now: u64,
+) -> Result<Option<String>, AdminError> {
+    let Some(smtp) = settings.smtp.as_ref().filter(|_| settings.notify) else { return Ok(None) };
+    let entry = match directory.find_user(user, &[settings.mail_attribute.as_str()])? {
+        Lookup::Found(entry) => entry,
+        Lookup::NotFound => return Err(AdminError::NoSuchUser(user.into())),
+        Lookup::Ambiguous => return Err(AdminError::Ambiguous(user.into())),
+    };
+    let Some(to) = entry.values(&settings.mail_attribute).first().filter(|m| m.contains('@')) else {
+        return Ok(None);
+    };
+    let (subject, body) = notify::message(&settings.totp_issuer, &entry.username, notice, now, Origin::Administrator);
+    SmtpMailer::new(smtp, NOTICE_SMTP_TIMEOUT).send(to, &subject, &body).map_err(AdminError::Io)?;
+    Ok(Some(to.clone()))
+}
+
+/// Limit of the SMTP conversation of one notice.
+const NOTICE_SMTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Removes every piece of a user's second-factor state: they enroll again.
 pub fn reset(directory: &dyn Directory, settings: &Settings, user: &str) -> Result<usize, AdminError> {

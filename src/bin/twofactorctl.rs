@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use twofactor_core::admin::{self, AdminError};
 use twofactor_core::config::{Algorithm, Settings};
 use twofactor_core::keys::MIN_KEY_BYTES;
+use twofactor_core::notify::Notice;
 use twofactor_core::secret::Secret;
 use twofactor_core::store::LdapDirectory;
 use twofactor_core::totp::{self, TotpParams};
@@ -31,6 +32,10 @@ struct Cli {
     /// Print results as JSON, for scripts.
     #[arg(long, global = true)]
     json: bool,
+    /// Do not mail the user a security notice (TwoFactorNotify) about an
+    /// enrollment, an import or new recovery codes.
+    #[arg(long, global = true)]
+    no_notify: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -147,6 +152,8 @@ fn run(cli: &Cli) -> Result<(), AdminError> {
                 None => None,
             };
             let done = admin::enroll(&directory, &settings, user, secret, params)?;
+            let notice = Notice::Enrolled { replaced: done.replaced, recovery_codes: 0 };
+            notify(cli, &directory, &settings, &done.user, notice);
             report(json, &done, || {
                 let qr = totp::qr_terminal(&done.uri).unwrap_or_default();
                 format!(
@@ -165,6 +172,13 @@ fn run(cli: &Cli) -> Result<(), AdminError> {
             let seeds = import::detect_and_parse(&bytes, password.as_deref())
                 .map_err(|e| AdminError::Usage(format!("{}: {e}", file.display())))?;
             let done = admin::import(&directory, &settings, seeds, *dry_run)?;
+            if !done.dry_run {
+                for token in &done.assigned {
+                    // The seed file does not say whether a token replaced another.
+                    let notice = Notice::Enrolled { replaced: false, recovery_codes: 0 };
+                    notify(cli, &directory, &settings, &token.user, notice);
+                }
+            }
             report(json, &done, || {
                 let mut out = String::new();
                 let verb = if done.dry_run { "would assign" } else { "assigned" };
@@ -189,6 +203,7 @@ fn run(cli: &Cli) -> Result<(), AdminError> {
         Command::Recovery { user } => {
             let (settings, directory) = open(cli)?;
             let codes = admin::new_recovery_codes(&directory, &settings, user)?;
+            notify(cli, &directory, &settings, user, Notice::RecoveryCodesIssued { count: codes.len() });
             let value = serde_json::json!({ "user": user, "codes": codes });
             report(json, &value, || {
                 format!("New recovery codes for {user} (the old ones no longer work):\n{}\n", codes.join("\n"))
@@ -250,6 +265,19 @@ fn run(cli: &Cli) -> Result<(), AdminError> {
 }
 
 /// The module's settings from the Apache configuration, and its directory.
+/// Mails the user a notice of what was done; a failure is a warning only
+/// (the change is made). Messages go to stderr, so that --json stays clean.
+fn notify(cli: &Cli, directory: &LdapDirectory, settings: &Settings, user: &str, notice: Notice) {
+    if cli.no_notify {
+        return;
+    }
+    match admin::notify_user(directory, settings, user, notice, now()) {
+        Ok(Some(to)) => eprintln!("twofactorctl: notice mailed to {user} <{to}>"),
+        Ok(None) => {}
+        Err(e) => eprintln!("twofactorctl: warning: the notice to {user} was not mailed: {e}"),
+    }
+}
+
 fn open(cli: &Cli) -> Result<(Settings, LdapDirectory), AdminError> {
     let found = apacheconf::read(&cli.config, cli.vhost.as_deref()).map_err(AdminError::Usage)?;
     let name = found.server_name.clone().unwrap_or_else(|| "localhost".into());

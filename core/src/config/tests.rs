@@ -75,6 +75,7 @@ fn good_and_bad_values() {
         ("TwoFactorMailAttribute mail", "TwoFactorMailAttribute 9mail", "must be an LDAP attribute name"),
         ("TwoFactorEmailCodeTTL 5m", "TwoFactorEmailCodeTTL 30s", "must be a duration from 1m to 24h"),
         ("TwoFactorEmailResendInterval 0", "TwoFactorEmailResendInterval 2h", "must be a duration from 0 to 1h"),
+        ("TwoFactorNotify Off", "TwoFactorNotify maybe", "must be On or Off"),
         ("TwoFactorAttribute completion extensionAttribute1", "TwoFactorAttribute lastlogin x", "the role must be"),
     ];
     let mut seen = Vec::new();
@@ -210,6 +211,7 @@ fn resolved_defaults() {
     assert_eq!(s.auto_unlock, Some(Duration::from_secs(1800)));
     assert_eq!(s.email_code_ttl, Duration::from_secs(600));
     assert_eq!(s.email_resend_interval, Duration::from_secs(60));
+    assert!(s.notify, "notices are on where mail can be sent");
     assert_eq!(s.attribute(Role::Completion), "twoFactorCompletion");
     assert_eq!(s.ldap.as_ref().unwrap().timeout, Duration::from_secs(5));
     assert!(s.is_challenge_path("/2fa") && s.is_challenge_path("/2fa/") && s.is_challenge_path("/2fa/x"));
@@ -279,6 +281,41 @@ fn enforcement_needs_key_ldap_and_mail() {
     let (_, warnings) = Settings::resolve(&server, "h").unwrap();
     assert_eq!(warnings.len(), 1);
     assert!(warnings[0].starts_with("TwoFactorTrustedProxy: not set"), "{warnings:?}");
+}
+
+#[test]
+fn notices_follow_the_mail_relay_unless_set() {
+    let files = Files::new();
+    assert!(!enforced(&files, &["TwoFactorNotify Off"]).unwrap().0.notify);
+    let key = files.write("k2", &[9; 32]);
+    let without_mail = |extra: &[&str]| {
+        let mut lines = vec![
+            "TwoFactor On".to_string(),
+            format!("TwoFactorSecretKeyFile {key}"),
+            "TwoFactorLDAPURL ldap://127.0.0.1/dc=example,dc=test".to_string(),
+            "TwoFactorMethods totp recovery".to_string(),
+            "TwoFactorEnrollmentProof none".to_string(),
+        ];
+        lines.extend(extra.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        Settings::resolve(&parse(&refs).unwrap().0, "h")
+    };
+    assert!(!without_mail(&[]).unwrap().0.notify, "no relay: no notices, and no error");
+    let err = without_mail(&["TwoFactorNotify On"]).unwrap_err().to_string();
+    assert!(err.starts_with("TwoFactorNotify: On needs TwoFactorSMTPServer"), "{err}");
+}
+
+#[test]
+fn companion_modules() {
+    let files = Files::new();
+    let (s, _) = enforced(&files, &["TwoFactorEnrollmentFrom 10.0.0.0/8"]).unwrap();
+    let err = s.check_companion_modules(&|_| false).unwrap_err().to_string();
+    assert!(err.starts_with("TwoFactorEnrollmentFrom: needs mod_remoteip"), "{err}");
+    assert_eq!(s.check_companion_modules(&|m| m == "mod_remoteip.c").unwrap(), Vec::<String>::new());
+    let (s, _) = enforced(&files, &[]).unwrap();
+    assert!(s.check_companion_modules(&|_| false).unwrap().is_empty(), "no EnrollmentFrom: mod_remoteip not needed");
+    let warnings = s.check_companion_modules(&|m| m == "mod_cache.c").unwrap();
+    assert!(warnings[0].starts_with("mod_cache is loaded"), "{warnings:?}");
 }
 
 #[test]
