@@ -264,7 +264,6 @@ fn run(cli: &Cli) -> Result<(), AdminError> {
     }
 }
 
-/// The module's settings from the Apache configuration, and its directory.
 /// Mails the user a notice of what was done; a failure is a warning only
 /// (the change is made). Messages go to stderr, so that --json stays clean.
 fn notify(cli: &Cli, directory: &LdapDirectory, settings: &Settings, user: &str, notice: Notice) {
@@ -278,6 +277,7 @@ fn notify(cli: &Cli, directory: &LdapDirectory, settings: &Settings, user: &str,
     }
 }
 
+/// The module's settings from the Apache configuration, and its directory.
 fn open(cli: &Cli) -> Result<(Settings, LdapDirectory), AdminError> {
     let found = apacheconf::read(&cli.config, cli.vhost.as_deref()).map_err(AdminError::Usage)?;
     let name = found.server_name.clone().unwrap_or_else(|| "localhost".into());
