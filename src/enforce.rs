@@ -362,17 +362,33 @@ fn strip_session_cookie(req: &mut Request<'_>, st: &ServerState) {
         return;
     }
     let name = &st.settings.cookie_name;
-    if !req.values(Table::In, "Cookie").any(|v| completion::has_cookie(v, name)) {
-        return;
-    }
-    let kept: Vec<Vec<u8>> = req
-        .values(Table::In, "Cookie")
-        .map(|v| completion::without_cookie(v, name).unwrap_or_else(|| v.to_vec()))
-        .filter(|v| !v.is_empty())
-        .collect();
-    req.unset(Table::In, c"Cookie");
-    for value in kept {
-        req.add_bytes(Table::In, c"Cookie", &value);
+    // Apache joins repeated request headers: one entry is the rule, several
+    // come only from other modules.
+    let (first, several) = {
+        let mut entries = req.values(Table::In, "Cookie");
+        (entries.next(), entries.next().is_some())
+    };
+    match (first, several) {
+        (None, _) => {}
+        (Some(only), false) => match completion::without_cookie(only, name) {
+            None => {}
+            Some(rest) if rest.is_empty() => req.unset(Table::In, c"Cookie"),
+            Some(rest) => req.set_bytes(Table::In, c"Cookie", &rest),
+        },
+        (Some(_), true) => {
+            if !req.values(Table::In, "Cookie").any(|v| completion::has_cookie(v, name)) {
+                return;
+            }
+            let kept: Vec<Vec<u8>> = req
+                .values(Table::In, "Cookie")
+                .map(|v| completion::without_cookie(v, name).unwrap_or_else(|| v.to_vec()))
+                .filter(|v| !v.is_empty())
+                .collect();
+            req.unset(Table::In, c"Cookie");
+            for value in kept {
+                req.add_bytes(Table::In, c"Cookie", &value);
+            }
+        }
     }
 }
 

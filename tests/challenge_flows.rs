@@ -370,6 +370,7 @@ fn forty_parallel_wrong_codes_check_at_most_max_attempts() {
     assert!(statuses.iter().all(|st| *st == 200 || *st == 403), "{statuses:?}");
     s.protected.wait_for_error_log("event=locked user=alice");
     let checked = totp_failures_logged(&s, "alice");
+    eprintln!("40 wrong codes at once: {checked} checked, statuses {statuses:?}");
     assert!(checked <= 5, "{checked} wrong codes were checked; TwoFactorMaxAttempts is 5");
     assert!(checked >= 1, "no code was checked at all");
     let failures = stored_failures(&s, "alice");
@@ -402,6 +403,7 @@ fn a_right_code_in_a_burst_of_wrong_ones_does_not_lift_the_lock() {
     // most max - 1 before it and max after it.
     let checked = totp_failures_logged(&s, "alice");
     let bound = if successes == 0 { 5 } else { 9 };
+    eprintln!("39 wrong codes and a right one at once: {checked} wrong checked, {successes} success");
     assert!(checked <= bound, "{checked} wrong codes were checked (success: {successes}); TwoFactorMaxAttempts is 5");
     let failures = stored_failures(&s, "alice");
     assert!(failures.is_locked(now()), "the burst ended unlocked: {failures:?}");

@@ -99,65 +99,89 @@ static BASE64URL: [bool; 256] = {
     table
 };
 
-/// The cookies of a `Cookie` header as byte ranges `(start, end, next)`:
-/// the cookie is `header[start..end]`, the next one starts at `next`.
-/// Pairs end at `;`, and at `,` too: Apache joins repeated `Cookie` headers
-/// with ", ", and some backends split cookies there.
-fn cookie_ranges(header: &[u8]) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
-    let skip_spaces = |mut at: usize| {
-        while header.get(at).is_some_and(u8::is_ascii_whitespace) {
-            at += 1;
-        }
-        at
-    };
-    let mut at = skip_spaces(0);
-    std::iter::from_fn(move || {
-        if at >= header.len() {
-            return None;
-        }
-        let start = at;
-        let end = header[start..].iter().position(|&b| b == b';' || b == b',').map_or(header.len(), |i| start + i);
-        at = skip_spaces((end + 1).min(header.len()));
-        Some((start, end, at))
-    })
+/// One cookie of a `Cookie` header, as byte positions: the pair is
+/// `header[start..end]`, its name ends at `name_end` (the first `=`, or
+/// `end`), the next pair starts at `next`.
+struct Pair {
+    start: usize,
+    name_end: usize,
+    end: usize,
+    next: usize,
 }
 
-/// A cookie's name as a backend would read it: up to `=`, trimmed.
-fn cookie_name(pair: &[u8]) -> &[u8] {
-    pair.split(|&b| b == b'=').next().unwrap_or_default().trim_ascii()
+/// The cookies of a `Cookie` header, in one pass over its bytes. Pairs end
+/// at `;`, and at `,` too: Apache joins repeated `Cookie` headers with ", ",
+/// and some backends split cookies there.
+struct Pairs<'a> {
+    header: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Pairs<'a> {
+    fn new(header: &'a [u8]) -> Self {
+        Pairs { header, at: skip_spaces(header, 0) }
+    }
+}
+
+fn skip_spaces(header: &[u8], mut at: usize) -> usize {
+    while header.get(at).is_some_and(u8::is_ascii_whitespace) {
+        at += 1;
+    }
+    at
+}
+
+impl Iterator for Pairs<'_> {
+    type Item = Pair;
+
+    fn next(&mut self) -> Option<Pair> {
+        let h = self.header;
+        let start = self.at;
+        if start >= h.len() {
+            return None;
+        }
+        let end = memchr::memchr2(b';', b',', &h[start..]).map_or(h.len(), |i| start + i);
+        let name_end = memchr::memchr(b'=', &h[start..end]).map_or(end, |i| start + i);
+        self.at = skip_spaces(h, (end + 1).min(h.len()));
+        Some(Pair { start, name_end, end, next: self.at })
+    }
+}
+
+impl Pair {
+    /// The name as a backend would read it: up to `=`, trimmed.
+    fn is_named(&self, header: &[u8], name: &str) -> bool {
+        header[self.start..self.name_end].trim_ascii_end() == name.as_bytes()
+    }
 }
 
 /// The first value of cookie `name` in a `Cookie` header.
 pub fn find_cookie<'a>(header: &'a [u8], name: &str) -> Option<&'a [u8]> {
-    cookie_ranges(header).find_map(|(start, end, _)| {
-        let pair = header[start..end].trim_ascii_end();
-        let value = pair.strip_prefix(name.as_bytes())?.strip_prefix(b"=")?;
-        (!value.is_empty()).then_some(value)
+    Pairs::new(header).find_map(|p| {
+        let exact = &header[p.start..p.name_end] == name.as_bytes() && p.name_end < p.end;
+        let value = header[p.name_end.saturating_add(1).min(p.end)..p.end].trim_ascii_end();
+        (exact && !value.is_empty()).then_some(value)
     })
 }
 
 /// Whether a `Cookie` header carries cookie `name` (in any spelling a
 /// backend would take for it: spaces around the name, an empty value).
 pub fn has_cookie(header: &[u8], name: &str) -> bool {
-    cookie_ranges(header).any(|(start, end, _)| cookie_name(&header[start..end]) == name.as_bytes())
+    Pairs::new(header).any(|p| p.is_named(header, name))
 }
 
 /// The `Cookie` header without cookie `name`, if it held that cookie
 /// (`Some(empty)` when nothing else is left): the module's session cookie
 /// is for the module, not for backends. Everything else is kept byte for
-/// byte, whether UTF-8 or not.
+/// byte, whether UTF-8 or not. One pass; no allocation when the cookie is
+/// absent.
 pub fn without_cookie(header: &[u8], name: &str) -> Option<Vec<u8>> {
-    if !has_cookie(header, name) {
-        return None;
-    }
-    let mut kept = Vec::with_capacity(header.len());
+    let mut kept: Option<Vec<u8>> = None;
     let mut copied_to = 0usize;
-    for (start, end, next) in cookie_ranges(header) {
-        if cookie_name(&header[start..end]) == name.as_bytes() {
-            kept.extend_from_slice(&header[copied_to..start]);
-            copied_to = next;
-        }
+    for pair in Pairs::new(header).filter(|p| p.is_named(header, name)) {
+        let out = kept.get_or_insert_with(|| Vec::with_capacity(header.len()));
+        out.extend_from_slice(&header[copied_to..pair.start]);
+        copied_to = pair.next;
     }
+    let mut kept = kept?;
     kept.extend_from_slice(&header[copied_to..]);
     // What a removed last cookie leaves behind: "a=1; ".
     while kept.last().is_some_and(|&b| b == b';' || b == b',' || b.is_ascii_whitespace()) {

@@ -85,6 +85,30 @@ fn slot(vector: *mut ap_conf_vector_t) -> *mut c_void {
     unsafe { *(vector as *mut *mut c_void).add(index as usize) }
 }
 
+/// What the module's slot of a request's `request_config` holds when set:
+/// a mark, not a pointer to data (nothing to free).
+static REQUEST_MARK: u8 = 1;
+
+/// Whether the module's slot of `r->request_config` is marked.
+pub fn request_marked(vector: *mut ap_conf_vector_t) -> bool {
+    !slot(vector).is_null()
+}
+
+/// Marks the module's slot of `r->request_config` (Apache makes a fresh,
+/// zeroed vector for every request, internal redirects included).
+///
+/// # Safety
+/// `vector` must be null or a live request config vector.
+pub unsafe fn mark_request(vector: *mut ap_conf_vector_t) {
+    let index = module::index();
+    if vector.is_null() || index < 0 {
+        return;
+    }
+    // SAFETY: as in `slot`: one `void *` per loaded module; the mark is a
+    // static, never dereferenced as data by anyone.
+    unsafe { *(vector as *mut *mut c_void).add(index as usize) = (&raw const REQUEST_MARK) as *mut c_void }
+}
+
 /// # Safety
 /// `vector` must be null or a server config vector whose slot for this
 /// module is null or a `ServerConf` made by `create_server_config`, alive for `'a`.

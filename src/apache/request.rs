@@ -69,14 +69,39 @@ impl<'r> Request<'r> {
         Request { raw: NonNull::new(r).unwrap_or(self.raw), _life: PhantomData }
     }
 
-    /// Every value of note `name` on this request and on the internal
-    /// redirects that followed it (`r->next`), in order.
-    pub fn notes_along_redirects(&self, name: &str) -> Vec<&'r [u8]> {
+    /// Marks this request for a later hook of ours (see `marked_notes`).
+    pub fn mark(&mut self) {
+        // SAFETY: request_config of a valid request is its live config vector.
+        unsafe { super::conf::mark_request(self.rec().request_config) }
+    }
+
+    /// Whether this request, or an internal redirect that followed it, was
+    /// marked with `mark`: next to nothing to find out.
+    pub fn marked_along_redirects(&self) -> bool {
+        let mut r = self.raw.as_ptr();
+        while !r.is_null() {
+            // SAFETY: `r` is this valid request or a `next` of it: null or a
+            // valid request of the same connection that lives as long.
+            let (config, next) = unsafe { ((*r).request_config, (*r).next) };
+            if super::conf::request_marked(config) {
+                return true;
+            }
+            r = next;
+        }
+        false
+    }
+
+    /// Every value of note `name` on the requests of this one's chain of
+    /// internal redirects (`r->next`) that were marked with `mark`, in
+    /// order. Checking the mark costs next to nothing on requests without.
+    pub fn marked_notes(&self, name: &str) -> Vec<&'r [u8]> {
         let mut found = Vec::new();
         let mut r = self.raw.as_ptr();
         while let Some(raw) = NonNull::new(r) {
             let view = Request { raw, _life: PhantomData::<&'r mut request_rec> };
-            found.extend(view.values(Table::Notes, name));
+            if super::conf::request_marked(view.rec().request_config) {
+                found.extend(view.values(Table::Notes, name));
+            }
             // SAFETY: `next` of a valid request is null or a valid request
             // of the same connection that lives as long.
             r = unsafe { (*r).next };
@@ -238,7 +263,12 @@ impl<'r> Request<'r> {
 
     /// Sets `name` to `value`, replacing earlier values (both are copied).
     pub fn set(&mut self, which: Table, name: &CStr, value: &str) {
-        let value = self.pool_cstr(value.as_bytes());
+        self.set_bytes(which, name, value.as_bytes());
+    }
+
+    /// As `set`, for a value given as bytes (up to a NUL, which no header holds).
+    pub fn set_bytes(&mut self, which: Table, name: &CStr, value: &[u8]) {
+        let value = self.pool_cstr(value);
         // SAFETY: valid table; `value` lives in the request pool; apr_table_set copies the key.
         unsafe { apr_table_set(self.table(which), name.as_ptr(), value) }
     }

@@ -3,7 +3,7 @@
 //! out, so that a slow or broken mail relay never holds up the user. A
 //! failure is logged; the user's flow has long finished.
 
-use std::ffi::c_int;
+use std::ffi::{c_int, CStr};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -16,8 +16,9 @@ use crate::apache::log::{event, Level};
 use crate::apache::{Request, Table, DECLINED};
 use crate::enforce;
 
-/// The request note that carries a queued notice (one value per notice).
-const NOTE: &str = "twofactor-notice";
+/// The request note that carries a queued notice (one value per notice);
+/// the request is marked too, so that requests without one cost nothing.
+const NOTE: &CStr = c"twofactor-notice";
 /// Limit of one SMTP conversation for a notice.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -52,14 +53,21 @@ pub(crate) fn queue(req: &mut Request<'_>, ctx: &Ctx<'_>, entry: &UserEntry, not
         notify::message(&s.totp_issuer, &entry.username, notice, ctx.now, Origin::Browser(ctx.end_user));
     let queued = Queued { kind: notice.kind().into(), user: entry.username.clone(), to: to.into(), subject, body };
     if let Ok(json) = serde_json::to_string(&queued) {
-        req.add(Table::Notes, c"twofactor-notice", &json);
+        req.add(Table::Notes, NOTE, &json);
+        req.mark();
     }
 }
 
 /// The log-transaction hook: mails what the request queued.
 pub fn deliver(req: &mut Request<'_>) -> c_int {
-    let queued: Vec<Queued> =
-        req.notes_along_redirects(NOTE).into_iter().filter_map(|v| serde_json::from_slice(v).ok()).collect();
+    if !req.marked_along_redirects() {
+        return DECLINED;
+    }
+    let queued: Vec<Queued> = req
+        .marked_notes(NOTE.to_str().unwrap_or_default())
+        .into_iter()
+        .filter_map(|v| serde_json::from_slice(v).ok())
+        .collect();
     if queued.is_empty() {
         return DECLINED;
     }
