@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use twofactor_core::cache::Hit;
 use twofactor_core::completion::{self, Presented};
 use twofactor_core::config::{DirConfig, Role, SessionBinding};
+use twofactor_core::outage::ErrorLine;
 use twofactor_core::policy::{self, Refusal};
 use twofactor_core::secret::constant_time_eq;
 use twofactor_core::store::{codec, Directory, Lookup, StoreError};
@@ -291,7 +292,11 @@ fn check_completion(req: &mut Request<'_>, st: &ServerState, user: &str) -> c_in
 
     let completion_attr = s.attribute(Role::Completion);
     let failures_attr = s.attribute(Role::Failures);
-    let entry = match directory.find_user(user, &[completion_attr, failures_attr]) {
+    let found = directory.find_user(user, &[completion_attr, failures_attr]);
+    if found.is_ok() {
+        note_directory_answered(req, st);
+    }
+    let entry = match found {
         Ok(Lookup::Found(entry)) => entry,
         Ok(Lookup::NotFound) => return unknown_user(req, user, "not-found"),
         Ok(Lookup::Ambiguous) => return unknown_user(req, user, "ambiguous"),
@@ -392,18 +397,33 @@ fn strip_session_cookie(req: &mut Request<'_>, st: &ServerState) {
     }
 }
 
-/// One `event=ldap-error` line, summarised: repeats of the same kind within
-/// 10 s are counted, not written.
+/// The `event=ldap-error` line of a refused request: every outage's first
+/// at once, repeats within it summarised (at most one line per 10 s per
+/// child, `repeated=` the ones not written).
 pub fn log_directory_error(req: &Request<'_>, st: &ServerState, e: &StoreError, user: Option<&str>) {
-    if let Some(repeats) = st.should_log_error(e.reason(), Instant::now()) {
+    if let ErrorLine::Write { repeated } = st.directory_failed(Instant::now()) {
         event!(
             req,
             Level::Error,
             "ldap-error",
             "reason" = e.reason(),
             "detail" = log_field(e.to_string().as_bytes(), 300),
-            "repeated" = repeats,
+            "repeated" = repeated,
             "user" = user.unwrap_or("-")
+        );
+    }
+}
+
+/// The directory answered: if that ends an outage, one `event=ldap-recovered`
+/// line with how long it lasted and how many requests were refused.
+pub fn note_directory_answered(req: &Request<'_>, st: &ServerState) {
+    if let Some(end) = st.directory_answered(Instant::now()) {
+        event!(
+            req,
+            Level::Warn,
+            "ldap-recovered",
+            "down" = format!("{:.1}s", end.down.as_secs_f64()),
+            "refused" = end.refused
         );
     }
 }

@@ -1,18 +1,17 @@
 //! What each configured server keeps for its requests.
 
-use std::collections::HashMap;
 use std::ffi::CString;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use twofactor_core::cache::CompletionCache;
 use twofactor_core::config::Settings;
+use twofactor_core::outage::{ErrorLine, Outage, Recovered};
 use twofactor_core::store::LdapDirectory;
 
 /// Entries of the per-process completion cache.
 const CACHE_CAPACITY: usize = 10_000;
-/// Repeats of one directory error are logged at most this often per child.
-const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Settings plus the forms the hot path needs ready-made, the directory
 /// (connections are made on first use, in the child) and the cache.
@@ -26,7 +25,10 @@ pub struct ServerState {
     pub protected_headers: Vec<String>,
     pub directory: Option<LdapDirectory>,
     pub cache: CompletionCache,
-    error_log: Mutex<HashMap<&'static str, (Instant, u32)>>,
+    /// This process's view of the directory's health, for the log lines.
+    outage: Mutex<Outage>,
+    /// `outage.is_down()`, readable without the lock on every answer.
+    directory_down: AtomicBool,
 }
 
 /// A header name from a validated directive; validation refuses NUL bytes.
@@ -48,30 +50,29 @@ impl ServerState {
             protected_headers,
             directory,
             cache: CompletionCache::new(settings.cache_ttl, CACHE_CAPACITY),
-            error_log: Mutex::new(HashMap::new()),
+            outage: Mutex::new(Outage::default()),
+            directory_down: AtomicBool::new(false),
             settings,
         })
     }
 
-    /// Whether an error of this kind should be logged now; if so, how many
-    /// were suppressed since the last line.
-    pub fn should_log_error(&self, kind: &'static str, now: Instant) -> Option<u32> {
-        let mut seen = self.error_log.lock().unwrap_or_else(|p| p.into_inner());
-        match seen.get_mut(kind) {
-            Some((last, suppressed)) if now.duration_since(*last) < ERROR_LOG_INTERVAL => {
-                *suppressed += 1;
-                None
-            }
-            Some((last, suppressed)) => {
-                let repeats = *suppressed;
-                *last = now;
-                *suppressed = 0;
-                Some(repeats)
-            }
-            None => {
-                seen.insert(kind, (now, 0));
-                Some(0)
-            }
+    /// A request refused because the directory failed: whether to write
+    /// the error line (every outage's first, then at most one per 10 s).
+    pub fn directory_failed(&self, now: Instant) -> ErrorLine {
+        let mut outage = self.outage.lock().unwrap_or_else(|p| p.into_inner());
+        let line = outage.error(now);
+        self.directory_down.store(true, Ordering::Relaxed);
+        line
+    }
+
+    /// The directory answered: the end of an outage, if one was going on.
+    /// One relaxed load when all is well.
+    pub fn directory_answered(&self, now: Instant) -> Option<Recovered> {
+        if !self.directory_down.load(Ordering::Relaxed) {
+            return None;
         }
+        let mut outage = self.outage.lock().unwrap_or_else(|p| p.into_inner());
+        self.directory_down.store(false, Ordering::Relaxed);
+        outage.answered(now)
     }
 }

@@ -15,6 +15,7 @@ pub mod import;
 pub mod keys;
 pub mod mail;
 pub mod notify;
+pub mod outage;
 pub mod path;
 pub mod policy;
 pub mod random;

@@ -43,7 +43,34 @@ impl SmtpMailer {
 }
 
 impl Mailer for SmtpMailer {
+    /// Sends within the timeout as a whole, however the relay dawdles:
+    /// lettre's timeout bounds each step (and the QUIT after a failure), so
+    /// the conversation runs in a thread of its own and is given up, not
+    /// waited for, when time is up. A mail given up may still arrive later.
     fn send(&self, to: &str, subject: &str, body: &str) -> Result<(), String> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mailer = SmtpMailer { settings: self.settings.clone(), timeout: self.timeout };
+        let (to, subject, body) = (to.to_string(), subject.to_string(), body.to_string());
+        std::thread::Builder::new()
+            .name("twofactor-smtp".into())
+            .spawn(move || {
+                let _ = tx.send(mailer.converse(&to, &subject, &body));
+            })
+            .map_err(|e| format!("cannot start the mail conversation: {e}"))?;
+        let url = &self.settings.url;
+        match rx.recv_timeout(self.timeout) {
+            Ok(result) => result,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                Err(format!("SMTP {}:{}: no answer within {} s", url.host, url.port, self.timeout.as_secs()))
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err("the mail conversation failed".into()),
+        }
+    }
+}
+
+impl SmtpMailer {
+    /// One SMTP conversation, each step bounded by the timeout.
+    fn converse(&self, to: &str, subject: &str, body: &str) -> Result<(), String> {
         let from: Mailbox =
             self.settings.from.parse().map_err(|_| "TwoFactorMailFrom is not a valid address".to_string())?;
         let to: Mailbox = to.parse().map_err(|_| "the user's mail address is not valid".to_string())?;

@@ -16,8 +16,9 @@ use super::{pages, send_page, Ctx};
 use crate::apache::log::{event, Level};
 use crate::apache::{status, Request};
 
-/// Limit of one SMTP conversation.
-const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
+/// Limit of each step of one SMTP conversation: how long a user may wait
+/// for the "mail could not be sent" page when the relay hangs.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the passcode is wanted.
 #[derive(Clone, Copy, PartialEq, Eq)]

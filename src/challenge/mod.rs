@@ -223,7 +223,11 @@ impl<'a> Ctx<'a> {
         let mut attrs: Vec<&str> = Role::ALL.iter().map(|r| s.attribute(*r)).collect();
         attrs.push(&s.mail_attribute);
         attrs.push("objectClass");
-        match self.directory.find_user(&self.user, &attrs) {
+        let found = self.directory.find_user(&self.user, &attrs);
+        if found.is_ok() {
+            enforce::note_directory_answered(req, self.st);
+        }
+        match found {
             Ok(Lookup::Found(entry)) => Ok(entry),
             Ok(Lookup::NotFound | Lookup::Ambiguous) => {
                 event!(req, Level::Warn, "deny", "reason" = "unknown-user", "user" = self.user.as_str());

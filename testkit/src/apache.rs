@@ -209,6 +209,21 @@ impl Apache {
         self.launch();
     }
 
+    /// Runs Debian's `apache2ctl VERB` (`configtest`, `graceful`) against
+    /// this server's configuration; returns whether it succeeded and what
+    /// it printed. `graceful` checks the configuration first and leaves
+    /// the running server alone when the check fails.
+    pub fn ctl(&self, verb: &str) -> (bool, String) {
+        let out = Command::new("/usr/sbin/apache2ctl")
+            .arg(verb)
+            .env("APACHE_CONFDIR", &self.root)
+            .env("APACHE_ARGUMENTS", format!("-f {}", self.root.join("httpd.conf").display()))
+            .output()
+            .expect("run apache2ctl");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut p) = self.process.take() {
             p.stop();

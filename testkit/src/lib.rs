@@ -9,6 +9,7 @@ pub mod apache;
 pub mod backend;
 pub mod browser;
 pub mod http;
+pub mod load;
 pub mod process;
 pub mod session;
 pub mod slapd;

@@ -215,6 +215,23 @@ impl Slapd {
         }
     }
 
+    /// SIGSTOP: slapd keeps its connections and port but answers nothing.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// SIGCONT after `pause`.
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        let pid = self.pid().expect("slapd is not running");
+        // SAFETY: kill(2) with a pid this process started.
+        let rc = unsafe { libc::kill(pid as libc::pid_t, signal) };
+        assert_eq!(rc, 0, "kill({pid}, {signal}) failed");
+    }
+
     pub fn is_running(&mut self) -> bool {
         self.process.as_mut().is_some_and(ServerProcess::is_running)
     }

@@ -46,6 +46,12 @@ impl SmtpSink {
     /// `dir` must be searchable by others (see `process::test_dir`) when the
     /// tests run as root. Panics on failure.
     pub fn start(dir: &Path) -> SmtpSink {
+        Self::start_with(dir, &[])
+    }
+
+    /// As `start`, with smtp-sink options that make it misbehave: `-f RCPT`
+    /// (refuse recipients with 5xx), `-W DATA:20` (answer DATA after 20 s).
+    pub fn start_with(dir: &Path, options: &[&str]) -> SmtpSink {
         let maildir = dir.join("smtp");
         fs::create_dir_all(&maildir).expect("create smtp dump directory");
         fs::set_permissions(&maildir, fs::Permissions::from_mode(0o777)).expect("chmod 0777 the smtp dump directory");
@@ -56,7 +62,7 @@ impl SmtpSink {
         let mut failures = Vec::new();
         for _ in 0..START_ATTEMPTS {
             let port = free_port();
-            match Self::spawn_on(port, &maildir, &hostname, &separator) {
+            match Self::spawn_on(port, &maildir, &hostname, &separator, options) {
                 Ok(process) => return SmtpSink { port, maildir, hostname, separator, process },
                 Err(e) => failures.push(format!("port {port}: {e}")),
             }
@@ -158,7 +164,13 @@ impl SmtpSink {
         self.maildir.join("messages.dump")
     }
 
-    fn spawn_on(port: u16, maildir: &Path, hostname: &str, separator: &str) -> Result<ServerProcess, String> {
+    fn spawn_on(
+        port: u16,
+        maildir: &Path,
+        hostname: &str,
+        separator: &str,
+        options: &[&str],
+    ) -> Result<ServerProcess, String> {
         let log_path = maildir.join("smtp-sink.log");
         let log = fs::File::create(&log_path).expect("create smtp-sink.log");
         let mut cmd = Command::new(SMTP_SINK);
@@ -173,6 +185,7 @@ impl SmtpSink {
             .arg("-D")
             .arg(maildir.join("messages.dump"))
             .args(["-S", &separator.replace('\n', "\\n")])
+            .args(options)
             .arg(format!("127.0.0.1:{port}"))
             .arg("64")
             .stdin(Stdio::null())

@@ -1,0 +1,239 @@
+//! Faults under load, with real processes: the directory killed, stopped
+//! (answering nothing), answering garbage or resetting; a second directory
+//! to fail over to; the mail relay down, refusing or slow; a broken key
+//! file at a reload; graceful restarts under load. What must hold: no
+//! protected 2xx without a valid completion, no child crash, a clear page
+//! and log line, and service back by itself.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use testkit::apache::{wait_until, ApacheOptions};
+use testkit::http::Request;
+use testkit::load::{Load, Sample};
+use testkit::stack::{Stack, StackOptions};
+use twofactor_core::completion::Presented;
+use twofactor_core::keys::Keys;
+use twofactor_core::secret::Secret;
+use twofactor_core::store::codec::Completion;
+
+const ALICE_COOKIE: &str = "QUxJQ0VBTElDRUFMSUNFQUxJQ0VBTElDRUFMSUNFQUw";
+const BOB_COOKIE: &str = "Qk9CQk9CQk9CQk9CQk9CQk9CQk9CQk9CQk9CQk9CQk9";
+/// Well-formed, but no completion was ever stored for it.
+const FORGED_COOKIE: &str = "Rk9SR0VERk9SR0VERk9SR0VERk9SR0VERk9SR0VERk9";
+const DIRECTORY_PAGE: &str = "cannot reach its directory";
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// Two children of 10 threads, a 2 s directory timeout.
+fn fault_stack(extra: &str) -> Stack {
+    let apache = ApacheOptions { threads: 10, servers: 2, ..ApacheOptions::default() };
+    Stack::start(StackOptions { gateway: false, extra: format!("TwoFactorLDAPTimeout 2s\n{extra}"), apache })
+}
+
+fn store_completion(s: &Stack, uid: &str, cookie: &str) {
+    let keys = Keys::from_files(&[Secret::new(std::fs::read(&s.key_file).unwrap())]).unwrap();
+    let value = Completion {
+        bound: Presented::Cookie(cookie.as_bytes()).bound(&keys),
+        issued: now(),
+        expires: now() + 3600,
+        method: "totp".into(),
+    }
+    .encode();
+    s.slapd.modify_ldif(&format!(
+        "dn: {}\nchangetype: modify\nadd: twoFactorCompletion\ntwoFactorCompletion: {value}\n",
+        s.slapd.user_dn(uid)
+    ));
+}
+
+fn with_cookie(path: &str, user: &str, cookie: &str) -> Request {
+    Request::get(path).user(user).browser().header("Cookie", &format!("TwoFactorSession={cookie}"))
+}
+
+/// The mix of the load, by kind: 0 alice with her completion (cached after
+/// its first look-up), 1 a navigation without a cookie (no look-up needed),
+/// 2 a navigation with a cookie that has no completion (a look-up every
+/// time: misses are never cached), 3 the same as an XHR.
+fn mix() -> Vec<Request> {
+    vec![
+        with_cookie("/app/data", "alice", ALICE_COOKIE),
+        Request::get("/app/data").user("bob").browser(),
+        with_cookie("/app/data", "bob", FORGED_COOKIE),
+        Request::get("/app/data")
+            .user("bob")
+            .header("X-Requested-With", "XMLHttpRequest")
+            .header("Cookie", &format!("TwoFactorSession={FORGED_COOKIE}")),
+    ]
+}
+const ALLOWED: usize = 0;
+
+/// What every sample must satisfy, whatever the directory did: a 2xx only
+/// with a valid completion, never a dropped connection or a 500, and a
+/// 503 only with the directory page.
+fn assert_fail_closed(samples: &[Sample]) {
+    assert!(!samples.is_empty());
+    for s in samples {
+        let ok = matches!((s.kind, s.status), (ALLOWED, 200 | 503) | (1, 303) | (2, 303 | 503) | (3, 401 | 503));
+        assert!(ok, "kind {} answered {} after {:?}:\n{}", s.kind, s.status, s.elapsed, s.text());
+        if s.status == 503 {
+            assert!(s.text().contains(DIRECTORY_PAGE), "a 503 without the directory page:\n{}", s.text());
+        }
+    }
+}
+
+fn assert_no_crash(s: &Stack) {
+    let log = s.protected.error_log();
+    for bad in ["exit signal", "panicked", "event=internal-error", "AH00052"] {
+        assert!(!log.contains(bad), "{bad} in the error log:\n{log}");
+    }
+}
+
+/// Waits until the load has answered at least `n` more requests (polled).
+fn settle(load_started: Instant, what: &str, done: impl Fn() -> bool) -> Duration {
+    let ok = wait_until(Duration::from_secs(30), &done);
+    assert!(ok, "{what}: not within 30 s");
+    load_started.elapsed()
+}
+
+/// How long after `from` a request that needs the directory is answered
+/// normally again: bob's valid cookie (never cached in this process) lets
+/// him in and a cookie without a completion is sent to the challenge.
+fn recovery_time(port: u16, from: Instant) -> Duration {
+    let back = wait_until(Duration::from_secs(30), || {
+        with_cookie("/app/data", "bob", BOB_COOKIE).send(port).status == 200
+            && with_cookie("/app/data", "bob", FORGED_COOKIE).send(port).status == 303
+    });
+    assert!(back, "service did not come back within 30 s");
+    from.elapsed()
+}
+
+#[test]
+fn the_directory_killed_under_load() {
+    let mut s = fault_stack("");
+    let port = s.protected.port;
+    store_completion(&s, "alice", ALICE_COOKIE);
+    store_completion(&s, "bob", BOB_COOKIE);
+    let load = Load::start(port, mix(), 6);
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_millis(500));
+    s.slapd.kill();
+    settle(started, "a 503 while the directory is gone", || {
+        with_cookie("/app/data", "bob", FORGED_COOKIE).send(port).status == 503
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    s.slapd.start_again();
+    let restarted = Instant::now();
+    let recovery = recovery_time(port, restarted);
+    std::thread::sleep(Duration::from_millis(500));
+    let samples = load.stop();
+    eprintln!("slapd SIGKILL under load: {} requests, back {recovery:?} after the restart", samples.len());
+    report(&samples);
+    assert_fail_closed(&samples);
+    assert!(samples.iter().any(|x| x.status == 503), "the outage was never seen");
+    assert!(recovery < Duration::from_secs(5), "service came back {recovery:?} after the restart");
+    assert_no_crash(&s);
+    let log = s.protected.wait_for_error_log("event=ldap-recovered");
+    assert!(log.contains("event=ldap-error reason=unavailable"), "{log}");
+}
+
+#[test]
+fn the_directory_stopped_under_load() {
+    let s = fault_stack("");
+    let port = s.protected.port;
+    store_completion(&s, "alice", ALICE_COOKIE);
+    store_completion(&s, "bob", BOB_COOKIE);
+    let load = Load::start(port, mix(), 6);
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_millis(500));
+    s.slapd.pause();
+    let paused = Instant::now();
+    settle(started, "a 503 while the directory answers nothing", || {
+        with_cookie("/app/data", "bob", FORGED_COOKIE).send(port).status == 503
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    s.slapd.resume();
+    let resumed = Instant::now();
+    let recovery = recovery_time(port, resumed);
+    let samples = load.stop();
+    eprintln!("slapd SIGSTOP under load: {} requests, back {recovery:?} after SIGCONT", samples.len());
+    report(&samples);
+    assert_fail_closed(&samples);
+    // Each request that met the stopped directory ended within the
+    // timeout (2 s) and a margin.
+    let slowest = samples.iter().filter(|x| x.sent >= paused).map(|x| x.elapsed).max().unwrap_or_default();
+    assert!(slowest < Duration::from_secs(4), "a request took {slowest:?} (TwoFactorLDAPTimeout 2s)");
+    assert!(recovery < Duration::from_secs(5), "service came back {recovery:?} after SIGCONT");
+    // No worker is stuck: every thread of both children answers at once.
+    let handles: Vec<_> = (0..20)
+        .map(|_| std::thread::spawn(move || with_cookie("/app/data", "bob", BOB_COOKIE).send(port).status))
+        .collect();
+    let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(statuses.iter().all(|st| *st == 200), "{statuses:?}");
+    assert_no_crash(&s);
+}
+
+/// Counts per kind and status, for the test's output.
+fn report(samples: &[Sample]) {
+    let mut counts = std::collections::BTreeMap::new();
+    for s in samples {
+        *counts.entry((s.kind, s.status)).or_insert(0usize) += 1;
+    }
+    let slowest = samples.iter().map(|s| s.elapsed).max().unwrap_or_default();
+    eprintln!("  (kind, status) -> count: {counts:?}; slowest {slowest:?}");
+}
+
+/// Asks for a passcode mail as bob; returns the response.
+fn ask_for_a_mail(port: u16) -> testkit::http::Response {
+    let mut b = testkit::session::Session::direct(port, "bob");
+    let start = b.follow("/app/");
+    let send = testkit::session::form_where(&start.text(), "/email/send", "purpose", "login");
+    b.post(&send.action, &send.with(&[]))
+}
+
+/// The mail relay down, refusing, or hanging: a clear page, one log line
+/// per attempt, no passcode stored that was never sent (so the user may
+/// ask again at once), and the next attempt works once the relay does.
+#[test]
+fn the_mail_relay_down_refusing_or_hanging() {
+    let s = fault_stack("TwoFactorEmailResendInterval 5m\n");
+    let bob = s.slapd.user_dn("bob");
+    let dir = testkit::process::test_dir("twofactor-smtp-faults");
+    let refusing = testkit::smtp::SmtpSink::start_with(dir.path(), &["-f", "RCPT"]);
+    let hanging_dir = testkit::process::test_dir("twofactor-smtp-hang");
+    let hanging = testkit::smtp::SmtpSink::start_with(hanging_dir.path(), &["-w", "30"]);
+    let mut s = s;
+    let relays: [(&str, Option<u16>); 3] =
+        [("down", None), ("refusing", Some(refusing.port)), ("hanging", Some(hanging.port))];
+    s.smtp.stop();
+    for (what, relay) in relays {
+        if let Some(relay_port) = relay {
+            let body = testkit::stack::protected_body(&s.protected.root, &s.slapd, &s.smtp, &s.backend, "")
+                .replace(&format!("smtp://127.0.0.1:{}", s.smtp.port), &format!("smtp://127.0.0.1:{relay_port}"));
+            s.protected.restart_with(&format!("{body}TwoFactorLDAPTimeout 2s\nTwoFactorEmailResendInterval 5m\n"));
+        }
+        let port = s.protected.port;
+        let before = s.protected.error_log().matches("event=smtp-error").count();
+        let started = Instant::now();
+        for attempt in 0..2 {
+            let r = ask_for_a_mail(port);
+            assert_eq!(r.status, 503, "{what}, attempt {attempt}: {}", r.text());
+            assert!(r.text().contains("Mail could not be sent"), "{what}: {}", r.text());
+            // Not "a code was sent moments ago": nothing was stored.
+            assert!(s.slapd.attr_values(&bob, "twoFactorEmailCode").is_empty(), "{what}: a code was kept");
+        }
+        let log = s.protected.wait_for_error_log("event=smtp-error");
+        assert_eq!(log.matches("event=smtp-error").count() - before, 2, "{what}: one line per attempt:\n{log}");
+        let took = started.elapsed();
+        eprintln!("relay {what}: two attempts answered in {took:?}");
+        // A hanging relay is given up after 10 s (the page's whole wait).
+        assert!(took < Duration::from_secs(26), "{what}: two attempts took {took:?}");
+    }
+    // A relay that works again: the next request sends the mail.
+    let working = testkit::smtp::SmtpSink::start(testkit::process::test_dir("twofactor-smtp-ok").path());
+    let body = testkit::stack::protected_body(&s.protected.root, &s.slapd, &working, &s.backend, "");
+    s.protected.restart_with(&body);
+    assert_eq!(ask_for_a_mail(s.protected.port).status, 200);
+    working.wait_for_passcode_mails("bob@example.test", 1, Duration::from_secs(15));
+    assert_no_crash(&s);
+}
