@@ -237,3 +237,129 @@ fn the_mail_relay_down_refusing_or_hanging() {
     working.wait_for_passcode_mails("bob@example.test", 1, Duration::from_secs(15));
     assert_no_crash(&s);
 }
+
+/// The protected server's configuration with `urls` as its directory.
+fn body_with_directories(s: &Stack, urls: &[String], extra: &str) -> String {
+    let people = &s.slapd.people_dn;
+    let list: Vec<String> = urls.iter().map(|u| format!("{u}/{people}?uid?sub")).collect();
+    let body = testkit::stack::protected_body(&s.protected.root, &s.slapd, &s.smtp, &s.backend, "");
+    let own = format!("TwoFactorLDAPURL {}/{people}?uid?sub", s.slapd.url);
+    assert!(body.contains(&own));
+    body.replace(&own, &format!("TwoFactorLDAPURL {}", list.join(" "))) + "TwoFactorLDAPTimeout 2s\n" + extra
+}
+
+/// A directory that sends junk, or dies in the middle of its answer: the
+/// request fails closed with the directory page, the child lives on.
+#[test]
+fn a_directory_that_answers_junk_or_resets_mid_reply() {
+    use testkit::fake_ldap::{bind_ok, entry_op, fake_ldap, junk, result_op, FakeServer, Reply, SEARCH_DONE};
+    let mut s = fault_stack("");
+    let alice = entry_op(b"uid=alice,ou=people,dc=example,dc=test", &[("uid", &[b"alice"])]);
+    let fakes = [
+        ("junk at once", FakeServer::start(|mut c| drop(std::io::Write::write_all(&mut c, &junk(2000))))),
+        ("junk for the search", fake_ldap(bind_ok(), Reply::Junk)),
+        ("reset in the bind answer", fake_ldap(Reply::HalfThenReset(vec![result_op(0x61, 0)]), Reply::Silent)),
+        (
+            "reset in the search answer",
+            fake_ldap(bind_ok(), Reply::HalfThenReset(vec![alice, result_op(SEARCH_DONE, 0)])),
+        ),
+    ];
+    for (what, fake) in &fakes {
+        let url = format!("ldap://127.0.0.1:{}", fake.port);
+        s.protected.restart_with(&body_with_directories(&s, &[url], ""));
+        let port = s.protected.port;
+        for _ in 0..5 {
+            let r = with_cookie("/app/data", "alice", ALICE_COOKIE).send(port);
+            assert_eq!(r.status, 503, "{what}: {}", r.text());
+            assert!(r.text().contains(DIRECTORY_PAGE), "{what}: {}", r.text());
+        }
+        assert_eq!(Request::get("/app/data").user("bob").browser().send(port).status, 303, "{what}");
+        let log = s.protected.wait_for_error_log("event=ldap-error");
+        eprintln!("{what}: {}", log.lines().rev().find(|l| l.contains("event=ldap-error")).unwrap_or_default());
+        assert_no_crash(&s);
+    }
+}
+
+/// Two directories, the first preferred: it dies (under load) and the
+/// second carries on without a refusal; it comes back and, once its
+/// down-mark ends, service returns to it; it stalls and requests still
+/// end within the timeout, answered by the second.
+#[test]
+fn failover_to_the_second_directory_and_back() {
+    let mut s = fault_stack("");
+    let first_dir = testkit::process::test_dir("twofactor-first-directory");
+    let mut first = testkit::slapd::Slapd::start_with_stats_log(first_dir.path());
+    for (slapd, uid, cookie) in [(&s.slapd, "bob", BOB_COOKIE), (&first, "bob", BOB_COOKIE)] {
+        let keys = Keys::from_files(&[Secret::new(std::fs::read(&s.key_file).unwrap())]).unwrap();
+        let value = Completion {
+            bound: Presented::Cookie(cookie.as_bytes()).bound(&keys),
+            issued: now(),
+            expires: now() + 3600,
+            method: "totp".into(),
+        }
+        .encode();
+        slapd.modify_ldif(&format!(
+            "dn: {}\nchangetype: modify\nadd: twoFactorCompletion\ntwoFactorCompletion: {value}\n",
+            slapd.user_dn(uid)
+        ));
+    }
+    let body = body_with_directories(&s, &[first.url.clone(), s.slapd.url.clone()], "TwoFactorCacheTTL 0\n");
+    s.protected.restart_with(&body);
+    let port = s.protected.port;
+    let bob = || with_cookie("/app/data", "bob", BOB_COOKIE);
+    assert_eq!(bob().send(port).status, 200);
+    let searches = |slapd: &testkit::slapd::Slapd| slapd.log().matches(" SRCH base=").count();
+    assert!(searches(&first) > 0, "the first directory is the one asked");
+
+    // The first dies under load: the second answers, nobody is refused.
+    let mix = vec![bob(), with_cookie("/app/data", "bob", FORGED_COOKIE)];
+    let load = Load::start(port, mix.clone(), 4);
+    std::thread::sleep(Duration::from_millis(500));
+    first.kill();
+    std::thread::sleep(Duration::from_secs(2));
+    let samples = load.stop();
+    report(&samples);
+    for x in &samples {
+        assert_eq!(
+            x.status,
+            if x.kind == 0 { 200 } else { 303 },
+            "kind {} after {:?}: {}",
+            x.kind,
+            x.elapsed,
+            x.text()
+        );
+    }
+
+    // It comes back: within its down-mark (30 s) plus a little, the first
+    // directory answers again.
+    first.start_again();
+    let back_at = Instant::now();
+    let before = searches(&first);
+    let returned = wait_until(Duration::from_secs(45), || {
+        assert_eq!(bob().send(port).status, 200);
+        searches(&first) > before
+    });
+    assert!(returned, "service never returned to the first directory");
+    eprintln!("returned to the first directory {:?} after it came back", back_at.elapsed());
+
+    // It stalls: each request still ends within the timeout and a margin,
+    // answered by the second.
+    first.pause();
+    let load = Load::start(port, mix, 4);
+    std::thread::sleep(Duration::from_secs(4));
+    let samples = load.stop();
+    first.resume();
+    report(&samples);
+    for x in &samples {
+        assert_eq!(
+            x.status,
+            if x.kind == 0 { 200 } else { 303 },
+            "kind {} after {:?}: {}",
+            x.kind,
+            x.elapsed,
+            x.text()
+        );
+        assert!(x.elapsed < Duration::from_secs(4), "a request took {:?} (TwoFactorLDAPTimeout 2s)", x.elapsed);
+    }
+    assert_no_crash(&s);
+}

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 pub mod apache;
 pub mod backend;
 pub mod browser;
+pub mod fake_ldap;
 pub mod http;
 pub mod load;
 pub mod process;

@@ -24,7 +24,8 @@ const MAX_IDLE: usize = 32;
 pub struct LdapDirectory {
     settings: LdapSettings,
     tls: Option<Arc<rustls::ClientConfig>>,
-    idle: Mutex<Vec<LdapConn>>,
+    /// Idle connections, each with the index of the server it goes to.
+    idle: Mutex<Vec<(usize, LdapConn)>>,
     /// Per configured URL: skip it until then.
     down_until: Mutex<Vec<Option<Instant>>>,
 }
@@ -58,34 +59,52 @@ impl LdapDirectory {
         self.settings.timeout
     }
 
+    /// The servers to try, in order: those not marked down; all of them,
+    /// in order, when every one is marked down (one may be back).
+    fn servers_to_try(&self, now: Instant) -> Vec<usize> {
+        let down = lock(&self.down_until);
+        let up: Vec<usize> = (0..down.len()).filter(|&i| down[i].is_none_or(|t| t <= now)).collect();
+        if up.is_empty() {
+            (0..down.len()).collect()
+        } else {
+            up
+        }
+    }
+
+    /// Skips server `i` for a while, and closes its idle connections.
+    fn mark_down(&self, i: usize) {
+        lock(&self.down_until)[i] = Some(Instant::now() + RETRY_DOWN_SERVER_AFTER);
+        lock(&self.idle).retain(|(server, _)| *server != i);
+    }
+
     /// A new, bound connection to the first server that answers.
-    fn connect(&self) -> Result<LdapConn, StoreError> {
-        let now = Instant::now();
-        let order: Vec<usize> = {
-            let down = lock(&self.down_until);
-            let up: Vec<usize> = (0..down.len()).filter(|&i| down[i].is_none_or(|t| t <= now)).collect();
-            // All marked down: try them all anyway, in order; one may be back.
-            if up.is_empty() {
-                (0..down.len()).collect()
-            } else {
-                up
-            }
-        };
+    fn connect(&self) -> Result<(usize, LdapConn), StoreError> {
         let mut last_error = String::from("no LDAP server configured");
-        for i in order {
+        for i in self.servers_to_try(Instant::now()) {
             let url = &self.settings.urls[i];
             match self.connect_to(&url.server()) {
                 Ok(conn) => {
                     lock(&self.down_until)[i] = None;
-                    return Ok(conn);
+                    return Ok((i, conn));
                 }
                 Err(e) => {
-                    lock(&self.down_until)[i] = Some(Instant::now() + RETRY_DOWN_SERVER_AFTER);
+                    self.mark_down(i);
                     last_error = format!("{}: {e}", url.server());
                 }
             }
         }
         Err(StoreError::Unavailable(last_error))
+    }
+
+    /// An idle connection to the most preferred server that is up, if
+    /// there is one. Idle connections to a later server are dropped once
+    /// an earlier one is up again: the servers' order is a preference, and
+    /// service returns to the first when it comes back.
+    fn take_idle(&self) -> Option<(usize, LdapConn)> {
+        let preferred = self.servers_to_try(Instant::now()).first().copied().unwrap_or(0);
+        let mut idle = lock(&self.idle);
+        idle.retain(|(server, _)| *server <= preferred);
+        idle.pop()
     }
 
     fn connect_to(&self, server: &str) -> Result<LdapConn, String> {
@@ -110,14 +129,15 @@ impl LdapDirectory {
         Ok(conn)
     }
 
-    /// Runs `op` on a pooled connection (or a new one). A pooled connection
-    /// that turns out dead is replaced once; the operation is safe to repeat
-    /// because modifies are compare-and-swap.
+    /// Runs `op` on a pooled connection (or a new one), and once more on a
+    /// new connection when the first turns out dead or its server does not
+    /// answer in time (see below): safe to repeat, because modifies are
+    /// compare-and-swap.
     fn with_conn<T>(&self, mut op: impl FnMut(&mut LdapConn) -> Result<T, LdapError>) -> Result<T, StoreError> {
-        let pooled = lock(&self.idle).pop();
+        let pooled = self.take_idle();
         let from_pool = pooled.is_some();
-        let mut conn = match pooled {
-            Some(conn) => conn,
+        let (server, mut conn) = match pooled {
+            Some(pooled) => pooled,
             None => self.connect()?,
         };
         // A connection whose operation panicked (see `guarded`) is in an
@@ -125,27 +145,39 @@ impl LdapDirectory {
         let garbage = || StoreError::Garbage(MALFORMED.into());
         match guarded(|| op(&mut conn)).map_err(|()| garbage())? {
             Ok(value) => {
-                self.check_in(conn);
+                self.check_in(server, conn);
                 Ok(value)
             }
-            Err(e) if from_pool && is_connection_error(&e) => {
+            Err(e) if is_connection_error(&e) || matches!(e, LdapError::Timeout { .. }) => {
                 drop(conn);
-                let mut fresh = self.connect()?;
+                // A pooled socket found closed says little (the server may
+                // have restarted): reconnect. A server that let an
+                // operation time out, or a fresh connection drop, is down;
+                // the operation is tried once more only on another server,
+                // so that a request waits for one timeout, not two.
+                let stale_socket = from_pool && is_connection_error(&e);
+                if !stale_socket {
+                    self.mark_down(server);
+                    if self.settings.urls.len() == 1 {
+                        return Err(operation_error(&e));
+                    }
+                }
+                let (server, mut fresh) = self.connect()?;
                 let value = guarded(|| op(&mut fresh)).map_err(|()| garbage())?.map_err(|e| operation_error(&e))?;
-                self.check_in(fresh);
+                self.check_in(server, fresh);
                 Ok(value)
             }
             Err(e) => Err(operation_error(&e)),
         }
     }
 
-    fn check_in(&self, mut conn: LdapConn) {
+    fn check_in(&self, server: usize, mut conn: LdapConn) {
         if conn.is_closed() {
             return;
         }
         let mut idle = lock(&self.idle);
         if idle.len() < MAX_IDLE {
-            idle.push(conn);
+            idle.push((server, conn));
         }
     }
 
