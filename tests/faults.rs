@@ -363,3 +363,83 @@ fn failover_to_the_second_directory_and_back() {
     }
     assert_no_crash(&s);
 }
+
+/// A key file replaced by garbage or cut short: `apachectl graceful`
+/// refuses the new configuration with a message that names the directive,
+/// and the running server keeps serving with the key it has.
+#[test]
+fn a_broken_key_file_is_refused_at_reload_and_the_server_keeps_serving() {
+    let s = fault_stack("");
+    let port = s.protected.port;
+    store_completion(&s, "alice", ALICE_COOKIE);
+    let good = std::fs::read(&s.key_file).unwrap();
+    for (what, bytes, message) in [
+        ("truncated", good[..16].to_vec(), "TwoFactorSecretKeyFile: "),
+        ("empty", Vec::new(), "TwoFactorSecretKeyFile: "),
+    ] {
+        std::fs::write(&s.key_file, &bytes).unwrap();
+        let (ok, out) = s.protected.ctl("graceful");
+        assert!(!ok, "{what}: graceful accepted a broken key file:\n{out}");
+        assert!(out.contains(message) && out.contains("holds"), "{what}: {out}");
+        assert_eq!(with_cookie("/app/data", "alice", ALICE_COOKIE).send(port).status, 200, "{what}");
+    }
+    // Garbage of the right length is a different key: completions made
+    // with the old one no longer open, and nothing crashes.
+    std::fs::write(&s.key_file, testkit::stack::random_bytes(32)).unwrap();
+    let (ok, out) = s.protected.ctl("graceful");
+    assert!(ok, "{out}");
+    let answered = wait_until(Duration::from_secs(20), || {
+        with_cookie("/app/data", "alice", ALICE_COOKIE).send(port).status == 303
+    });
+    assert!(answered, "the new key was never used");
+    std::fs::write(&s.key_file, &good).unwrap();
+    assert_no_crash(&s);
+}
+
+/// `apachectl graceful` while a load runs: every request is answered, none
+/// with a 5xx, none let in without a completion.
+#[test]
+fn graceful_restarts_under_load() {
+    let s = fault_stack("");
+    let port = s.protected.port;
+    store_completion(&s, "alice", ALICE_COOKIE);
+    let load = Load::start(port, mix(), 6);
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(700));
+        let (ok, out) = s.protected.ctl("graceful");
+        assert!(ok, "{out}");
+    }
+    std::thread::sleep(Duration::from_millis(700));
+    let samples = load.stop();
+    report(&samples);
+    assert!(samples.iter().all(|x| x.status != 503), "a 503 without any directory fault");
+    assert_fail_closed(&samples);
+    let log = s.protected.error_log();
+    assert_eq!(log.matches("resuming normal operations").count(), 4, "three graceful restarts:\n{log}");
+    assert_no_crash(&s);
+}
+
+/// An outage soon after another still writes its line, and each return
+/// says how long it lasted and how many requests were refused.
+#[test]
+fn every_outage_is_told_with_its_end() {
+    let apache = ApacheOptions { servers: 1, ..ApacheOptions::default() };
+    let mut s = Stack::start(StackOptions { gateway: false, extra: "TwoFactorLDAPTimeout 2s\n".into(), apache });
+    let port = s.protected.port;
+    store_completion(&s, "bob", BOB_COOKIE);
+    let forged = || with_cookie("/app/data", "bob", FORGED_COOKIE).send(port).status;
+    for outage in 1..=2 {
+        s.slapd.kill();
+        for _ in 0..3 {
+            assert_eq!(forged(), 503);
+        }
+        s.slapd.start_again();
+        assert!(wait_until(Duration::from_secs(10), || forged() == 303), "outage {outage}: no return");
+        let log = s.protected.wait_for_error_log("event=ldap-recovered");
+        assert_eq!(log.matches("event=ldap-error").count(), outage, "one line per outage:\n{log}");
+        let recovered: Vec<&str> = log.lines().filter(|l| l.contains("event=ldap-recovered")).collect();
+        assert_eq!(recovered.len(), outage, "{log}");
+        let last = recovered[outage - 1];
+        assert!(last.contains(" refused=3 ") && last.contains(" down="), "{last}");
+    }
+}
