@@ -51,6 +51,7 @@ const command_rec twofactor_cmds[] = {
     TF_SERVER("TwoFactorRegistrationMessage", "message shown on the enrollment page"),
     TF_SERVER("TwoFactorSMTPServer", "smtp://, smtps:// or smtp://...?tls=starttls URL of the mail relay"),
     TF_SERVER("TwoFactorSMTPPasswordFile", "file holding the SMTP password"),
+    TF_SERVER("TwoFactorSMTPCACertificate", "PEM file of the CA that signed the mail relay's certificate"),
     TF_SERVER("TwoFactorMailFrom", "sender address of passcode mails"),
     TF_SERVER("TwoFactorMailAttribute", "directory attribute holding the user's mail address"),
     TF_SERVER("TwoFactorEmailCodeTTL", "duration: life of an emailed passcode"),

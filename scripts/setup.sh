@@ -11,6 +11,7 @@ packages=(
   slapd ldap-utils
   postfix            # for /usr/sbin/smtp-sink, a real SMTP server for tests
   chromium chromium-driver
+  python3-aiosmtpd   # a TLS-capable SMTP server for the STARTTLS and SMTPS tests
   oathtool wrk curl ca-certificates
 )
 

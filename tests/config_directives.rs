@@ -72,6 +72,7 @@ const CASES: &[(&str, &str, &str)] = &[
     ("TwoFactorMailAttribute userPrincipalName", "TwoFactorMailAttribute 9mail", "TwoFactorMailAttribute: invalid value '9mail': must be an LDAP attribute name"),
     ("TwoFactorEmailCodeTTL 5m", "TwoFactorEmailCodeTTL 30s", "TwoFactorEmailCodeTTL: invalid value '30s': must be a duration from 1m to 24h"),
     ("TwoFactorEmailResendInterval 30s", "TwoFactorEmailResendInterval 2h", "TwoFactorEmailResendInterval: invalid value '2h': must be a duration from 0 to 1h"),
+    ("TwoFactorSMTPServer smtps://relay.example.test\nTwoFactorSMTPCACertificate {root}/ca.pem", "TwoFactorSMTPCACertificate", "TwoFactorSMTPCACertificate: takes exactly one argument, got 0"),
     ("TwoFactorNotify Off", "TwoFactorNotify sometimes", "TwoFactorNotify: invalid value 'sometimes': must be On or Off"),
     ("TwoFactorAttribute completion extensionAttribute1", "TwoFactorAttribute lastlogon x", "TwoFactorAttribute: invalid value 'lastlogon': the role must be completion, totp, totp-last, failures, email-code or recovery"),
 ];

@@ -443,3 +443,52 @@ fn every_outage_is_told_with_its_end() {
         assert!(last.contains(" refused=3 ") && last.contains(" down="), "{last}");
     }
 }
+
+/// Passcodes over STARTTLS and over SMTPS to a real TLS-capable relay on
+/// loopback: delivered when its certificate chains to the configured CA;
+/// refused (no mail, a clear page, a log line) under another CA or the
+/// system's roots.
+#[test]
+fn mail_over_starttls_and_smtps_with_the_certificate_verified() {
+    use testkit::smtp_tls::{Mode, TlsSmtp};
+    let mut s = fault_stack("");
+    let dir = testkit::process::test_dir("twofactor-mail-tls");
+    let ca = testkit::tls::TestCa::new(&dir.path().join("ca"), "relay CA");
+    let cert = ca.server_cert(&dir.path().join("server"), "relay");
+    let other = testkit::tls::TestCa::new(&dir.path().join("other"), "another CA");
+    for mode in [Mode::StartTls, Mode::Smtps] {
+        let relay = TlsSmtp::start(&dir.path().join(format!("{mode:?}")), mode, &cert);
+        let url = match mode {
+            Mode::StartTls => format!("smtp://127.0.0.1:{}?tls=starttls", relay.port),
+            Mode::Smtps => format!("smtps://127.0.0.1:{}", relay.port),
+        };
+        let plain = format!("smtp://127.0.0.1:{}", s.smtp.port);
+        for (trust, delivered) in [(Some(&ca.cert), true), (Some(&other.cert), false), (None, false)] {
+            let body = testkit::stack::protected_body(&s.protected.root, &s.slapd, &s.smtp, &s.backend, "")
+                .replace(&plain, &url);
+            let ca_line = trust.map(|c| format!("TwoFactorSMTPCACertificate {}\n", c.display())).unwrap_or_default();
+            s.protected.restart_with(&format!("{body}{ca_line}TwoFactorEmailResendInterval 0\n"));
+            let before = relay.messages().len();
+            let r = ask_for_a_mail(s.protected.port);
+            let what = format!("{mode:?} with {trust:?}");
+            if delivered {
+                assert_eq!(r.status, 200, "{what}: {}", r.text());
+                let mails = relay.messages();
+                assert_eq!(mails.len(), before + 1, "{what}");
+                let mail = mails.last().unwrap();
+                assert!(
+                    mail.contains("To: bob@example.test") && testkit::session::passcode_in(mail).is_some(),
+                    "{mail}"
+                );
+            } else {
+                assert_eq!(r.status, 503, "{what}: {}", r.text());
+                assert!(r.text().contains("Mail could not be sent"), "{what}");
+                assert_eq!(relay.messages().len(), before, "{what}: a mail got through");
+                let log = s.protected.wait_for_error_log("event=smtp-error");
+                let line = log.lines().rev().find(|l| l.contains("event=smtp-error")).unwrap_or_default();
+                eprintln!("{what}: {line}");
+            }
+        }
+    }
+    assert_no_crash(&s);
+}

@@ -6,6 +6,7 @@ use std::time::Duration;
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
 use lettre::{Message, SmtpTransport, Transport};
 
 use crate::config::{SmtpSecurity, SmtpSettings};
@@ -27,10 +28,23 @@ impl SmtpMailer {
 
     fn transport(&self) -> Result<SmtpTransport, String> {
         let url = &self.settings.url;
+        let tls = || -> Result<TlsParameters, String> {
+            let mut params = TlsParameters::builder(url.host.clone());
+            if let Some(pem) = &self.settings.ca_certificate {
+                // Only the configured CA: the relay's certificate must chain to it.
+                params = params.certificate_store(CertificateStore::None);
+                for cert in pem_certificates(pem) {
+                    let cert = Certificate::from_pem(&cert).map_err(|e| format!("TwoFactorSMTPCACertificate: {e}"))?;
+                    params = params.add_root_certificate(cert);
+                }
+            }
+            params.build().map_err(|e| e.to_string())
+        };
+        let builder = SmtpTransport::builder_dangerous(&url.host);
         let builder = match url.security {
-            SmtpSecurity::Plain => SmtpTransport::builder_dangerous(&url.host),
-            SmtpSecurity::StartTls => SmtpTransport::starttls_relay(&url.host).map_err(|e| e.to_string())?,
-            SmtpSecurity::Tls => SmtpTransport::relay(&url.host).map_err(|e| e.to_string())?,
+            SmtpSecurity::Plain => builder,
+            SmtpSecurity::StartTls => builder.tls(Tls::Required(tls()?)),
+            SmtpSecurity::Tls => builder.tls(Tls::Wrapper(tls()?)),
         };
         let mut builder = builder.port(url.port).timeout(Some(self.timeout));
         if let (Some(user), Some(password)) = (&url.user, &self.settings.password) {
@@ -91,4 +105,25 @@ impl SmtpMailer {
 
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s)
+}
+
+/// Each PEM certificate block of `pem`, as its own PEM text.
+fn pem_certificates(pem: &[u8]) -> Vec<Vec<u8>> {
+    const END: &str = "-----END CERTIFICATE-----";
+    let text = String::from_utf8_lossy(pem);
+    text.split_inclusive(END)
+        .filter_map(|chunk| chunk.find("-----BEGIN CERTIFICATE-----").map(|start| chunk[start..].as_bytes().to_vec()))
+        .filter(|block| block.ends_with(END.as_bytes()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pem_blocks() {
+        let one = "-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----";
+        let two = format!("junk\n{one}\n{one}\ntrailing");
+        assert_eq!(super::pem_certificates(two.as_bytes()), vec![one.as_bytes().to_vec(), one.as_bytes().to_vec()]);
+        assert!(super::pem_certificates(b"no certificate").is_empty());
+    }
 }

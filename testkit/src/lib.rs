@@ -15,6 +15,7 @@ pub mod process;
 pub mod session;
 pub mod slapd;
 pub mod smtp;
+pub mod smtp_tls;
 pub mod stack;
 pub mod tls;
 

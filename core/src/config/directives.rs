@@ -35,6 +35,7 @@ pub const ENROLLMENT_PROOF: &str = "TwoFactorEnrollmentProof";
 pub const REGISTRATION_MESSAGE: &str = "TwoFactorRegistrationMessage";
 pub const SMTP_SERVER: &str = "TwoFactorSMTPServer";
 pub const SMTP_PASSWORD_FILE: &str = "TwoFactorSMTPPasswordFile";
+pub const SMTP_CA_CERTIFICATE: &str = "TwoFactorSMTPCACertificate";
 pub const MAIL_FROM: &str = "TwoFactorMailFrom";
 pub const MAIL_ATTRIBUTE: &str = "TwoFactorMailAttribute";
 pub const EMAIL_CODE_TTL: &str = "TwoFactorEmailCodeTTL";
@@ -86,6 +87,7 @@ pub const ALL: &[(&str, Context)] = &[
     (REGISTRATION_MESSAGE, Context::Server),
     (SMTP_SERVER, Context::Server),
     (SMTP_PASSWORD_FILE, Context::Server),
+    (SMTP_CA_CERTIFICATE, Context::Server),
     (MAIL_FROM, Context::Server),
     (MAIL_ATTRIBUTE, Context::Server),
     (EMAIL_CODE_TTL, Context::Server),

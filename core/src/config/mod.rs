@@ -265,6 +265,7 @@ pub struct ServerConfig {
     pub registration_message: Option<String>,
     pub smtp_server: Option<SmtpUrl>,
     pub smtp_password_file: Option<PathBuf>,
+    pub smtp_ca_certificate: Option<PathBuf>,
     pub mail_from: Option<String>,
     pub mail_attribute: Option<String>,
     pub email_code_ttl: Option<Duration>,
@@ -331,6 +332,7 @@ impl ServerConfig {
                 registration_message,
                 smtp_server,
                 smtp_password_file,
+                smtp_ca_certificate,
                 mail_from,
                 mail_attribute,
                 email_code_ttl,
@@ -557,6 +559,7 @@ fn apply_known(
         }
         d::SMTP_SERVER => server.smtp_server = Some(single(directive, args, urls::smtp_url)?),
         d::SMTP_PASSWORD_FILE => server.smtp_password_file = Some(single(directive, args, path)?),
+        d::SMTP_CA_CERTIFICATE => server.smtp_ca_certificate = Some(single(directive, args, path)?),
         d::MAIL_FROM => server.mail_from = Some(single(directive, args, values::mail_address)?),
         d::MAIL_ATTRIBUTE => server.mail_attribute = Some(single(directive, args, values::attribute_name)?),
         d::EMAIL_CODE_TTL => {

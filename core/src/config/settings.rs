@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use super::directives as d;
 use super::{
-    Algorithm, ConfigError, EnrollmentProof, IpNet, LdapUrl, Method, Role, ServerConfig, SessionBinding, SmtpUrl,
-    UsernamePattern, DEFAULT_USERNAME_PATTERN,
+    Algorithm, ConfigError, EnrollmentProof, IpNet, LdapUrl, Method, Role, ServerConfig, SessionBinding, SmtpSecurity,
+    SmtpUrl, UsernamePattern, DEFAULT_USERNAME_PATTERN,
 };
 pub use crate::keys::Keys;
 use crate::secret::Secret;
@@ -75,6 +75,9 @@ pub struct SmtpSettings {
     pub url: SmtpUrl,
     pub password: Option<Secret>,
     pub from: String,
+    /// PEM of the CA that signed the relay's certificate, read at start-up;
+    /// `None`: the system's roots.
+    pub ca_certificate: Option<Vec<u8>>,
 }
 
 /// Everything a request needs, with defaults applied.
@@ -129,6 +132,15 @@ fn read_secret_line(directive: &'static str, path: &Path) -> Result<Secret, Conf
         return Err(ConfigError::new(directive, format!("'{}' is empty", path.display())));
     }
     Ok(Secret::new(bytes))
+}
+
+/// A file that must hold at least one PEM certificate.
+fn read_pem(directive: &'static str, file: &Path) -> Result<Vec<u8>, ConfigError> {
+    let pem = read_file(directive, file)?;
+    if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+        return Err(ConfigError::new(directive, format!("'{}' holds no PEM certificate", file.display())));
+    }
+    Ok(pem)
 }
 
 fn require<T>(value: Option<T>, directive: &'static str, why: &str) -> Result<T, ConfigError> {
@@ -209,16 +221,7 @@ impl Settings {
                     ));
                 }
                 let ca_certificate = match &cfg.ldap_ca_certificate {
-                    Some(file) => {
-                        let pem = read_file(d::LDAP_CA_CERTIFICATE, file)?;
-                        if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
-                            return Err(ConfigError::new(
-                                d::LDAP_CA_CERTIFICATE,
-                                format!("'{}' holds no PEM certificate", file.display()),
-                            ));
-                        }
-                        Some(pem)
-                    }
+                    Some(file) => Some(read_pem(d::LDAP_CA_CERTIFICATE, file)?),
                     None => None,
                 };
                 Some(LdapSettings {
@@ -252,7 +255,17 @@ impl Settings {
                     (None, None) => None,
                 };
                 let from = require(cfg.mail_from.clone(), d::MAIL_FROM, "with TwoFactorSMTPServer")?;
-                Some(SmtpSettings { url: url.clone(), password, from })
+                let ca_certificate = match &cfg.smtp_ca_certificate {
+                    Some(_) if url.security == SmtpSecurity::Plain => {
+                        return Err(ConfigError::new(
+                            d::SMTP_CA_CERTIFICATE,
+                            "needs TLS to the relay: smtps://, or smtp://...?tls=starttls",
+                        ))
+                    }
+                    Some(file) => Some(read_pem(d::SMTP_CA_CERTIFICATE, file)?),
+                    None => None,
+                };
+                Some(SmtpSettings { url: url.clone(), password, from, ca_certificate })
             }
             None if enforced && needs_mail => {
                 return Err(ConfigError::new(

@@ -76,6 +76,7 @@ fn good_and_bad_values() {
         ("TwoFactorEmailCodeTTL 5m", "TwoFactorEmailCodeTTL 30s", "must be a duration from 1m to 24h"),
         ("TwoFactorEmailResendInterval 0", "TwoFactorEmailResendInterval 2h", "must be a duration from 0 to 1h"),
         ("TwoFactorNotify Off", "TwoFactorNotify maybe", "must be On or Off"),
+        ("TwoFactorSMTPCACertificate relay-ca.pem", "TwoFactorSMTPCACertificate", "takes exactly one argument"),
         ("TwoFactorAttribute completion extensionAttribute1", "TwoFactorAttribute lastlogin x", "the role must be"),
     ];
     let mut seen = Vec::new();
@@ -241,6 +242,11 @@ fn cross_directive_rules() {
             "TwoFactorLDAPStartTLS: cannot be On with ldaps://",
         ),
         (&["TwoFactorSMTPServer smtp://user@127.0.0.1"], "TwoFactorSMTPPasswordFile: is required"),
+        (&["TwoFactorSMTPCACertificate /nonexistent/ca.pem"], "TwoFactorSMTPCACertificate: needs TLS to the relay"),
+        (
+            &["TwoFactorSMTPServer smtps://127.0.0.1", "TwoFactorSMTPCACertificate /nonexistent/ca.pem"],
+            "TwoFactorSMTPCACertificate: cannot read",
+        ),
     ];
     for (extra, expected) in cases {
         let err = enforced(&files, extra).unwrap_err().to_string();
