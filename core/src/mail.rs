@@ -112,7 +112,7 @@ fn pem_certificates(pem: &[u8]) -> Vec<Vec<u8>> {
     const END: &str = "-----END CERTIFICATE-----";
     let text = String::from_utf8_lossy(pem);
     text.split_inclusive(END)
-        .filter_map(|chunk| chunk.find("-----BEGIN CERTIFICATE-----").map(|start| chunk[start..].as_bytes().to_vec()))
+        .filter_map(|chunk| chunk.find("-----BEGIN CERTIFICATE-----").map(|start| chunk.as_bytes()[start..].to_vec()))
         .filter(|block| block.ends_with(END.as_bytes()))
         .collect()
 }
