@@ -95,6 +95,8 @@ pub struct Slapd {
     process: Option<ServerProcess>,
     /// Log every operation (`-d stats`), for counting them.
     log_stats: bool,
+    /// Multi-provider replication: this server's ID and its peer's port.
+    replication: Option<(u32, u16)>,
 }
 
 impl Slapd {
@@ -114,32 +116,7 @@ impl Slapd {
     }
 
     fn start_with(dir: &Path, with_tls: bool) -> Slapd {
-        let slapd_dir = dir.join("slapd");
-        fs::create_dir_all(slapd_dir.join("data")).expect("create slapd directory");
-        let base_dn = "dc=example,dc=test".to_string();
-        let mut slapd = Slapd {
-            port: 0,
-            url: String::new(),
-            admin_dn: format!("cn=admin,{base_dn}"),
-            admin_password: "admin-secret".to_string(),
-            service_dn: format!("cn=twofactor,ou=services,{base_dn}"),
-            service_password: "service-secret".to_string(),
-            people_dn: format!("ou=people,{base_dn}"),
-            base_dn,
-            tls: None,
-            slapd_dir,
-            process: None,
-            log_stats: false,
-        };
-        if with_tls {
-            let cert = tls::ca_and_server_cert(&slapd.slapd_dir.join("tls"));
-            slapd.tls = Some(SlapdTls {
-                ldaps_port: 0,
-                ldaps_url: String::new(),
-                ca_cert: cert.ca_cert.clone(),
-                server_cert: cert,
-            });
-        }
+        let mut slapd = Slapd::unstarted(dir, with_tls);
         fs::write(slapd.conf_path(), slapd.slapd_conf()).expect("write slapd.conf");
 
         let mut failures = Vec::new();
@@ -160,6 +137,74 @@ impl Slapd {
             }
         }
         panic!("slapd did not start:\n{}", failures.join("\n"));
+    }
+
+    /// The description of a server in `dir/slapd` (its directory made,
+    /// with a throwaway CA and certificate with TLS); nothing started.
+    fn unstarted(dir: &Path, with_tls: bool) -> Slapd {
+        let slapd_dir = dir.join("slapd");
+        fs::create_dir_all(slapd_dir.join("data")).expect("create slapd directory");
+        let base_dn = "dc=example,dc=test".to_string();
+        let mut slapd = Slapd {
+            port: 0,
+            url: String::new(),
+            admin_dn: format!("cn=admin,{base_dn}"),
+            admin_password: "admin-secret".to_string(),
+            service_dn: format!("cn=twofactor,ou=services,{base_dn}"),
+            service_password: "service-secret".to_string(),
+            people_dn: format!("ou=people,{base_dn}"),
+            base_dn,
+            tls: None,
+            slapd_dir,
+            process: None,
+            log_stats: false,
+            replication: None,
+        };
+        if with_tls {
+            let cert = tls::ca_and_server_cert(&slapd.slapd_dir.join("tls"));
+            slapd.tls = Some(SlapdTls {
+                ldaps_port: 0,
+                ldaps_url: String::new(),
+                ca_cert: cert.ca_cert.clone(),
+                server_cert: cert,
+            });
+        }
+        slapd
+    }
+
+    /// Two providers in multi-provider replication (syncrepl
+    /// refreshAndPersist both ways, `multiprovider on`, formerly
+    /// `mirrormode`), in `dir_a` and `dir_b`; the base directory is loaded
+    /// into the first and has reached the second when this returns.
+    pub fn start_replicated_pair(dir_a: &Path, dir_b: &Path) -> (Slapd, Slapd) {
+        let mut failures = Vec::new();
+        for _ in 0..START_ATTEMPTS {
+            let (port_a, port_b) = (free_port(), free_port());
+            if port_a == port_b {
+                continue;
+            }
+            let mut a = Slapd::unstarted(dir_a, false);
+            let mut b = Slapd::unstarted(dir_b, false);
+            a.replication = Some((1, port_b));
+            b.replication = Some((2, port_a));
+            for s in [&a, &b] {
+                fs::write(s.conf_path(), s.slapd_conf()).expect("write slapd.conf");
+            }
+            match a.spawn_on(port_a, None).and_then(|()| b.spawn_on(port_b, None)) {
+                Ok(()) => {
+                    a.add_ldif(&a.base_ldif());
+                    let people = b.people_dn.clone();
+                    let replicated = crate::apache::wait_until(START_TIMEOUT, || {
+                        b.search_as(&b.admin_dn, &b.admin_password, "(uid=carol)", &["uid"])
+                            .is_ok_and(|out| out.contains(&format!("uid=carol,{people}")))
+                    });
+                    assert!(replicated, "the base directory did not reach the second provider");
+                    return (a, b);
+                }
+                Err(e) => failures.push(format!("ports {port_a}, {port_b}: {e}")),
+            }
+        }
+        panic!("the replicated pair did not start:\n{}", failures.join("\n"));
     }
 
     /// Like `start`, with every operation logged (slapd's `stats` level) to
@@ -404,6 +449,10 @@ impl Slapd {
         let service = &self.service_dn;
         let people = &self.people_dn;
         let attrs = TWOFACTOR_ATTRIBUTES.join(",");
+        let replication_global = match self.replication {
+            Some((id, _)) => format!("moduleload syncprov\nserverID {id}\n"),
+            None => String::new(),
+        };
         let mut conf = String::new();
         conf.push_str("# Generated by tests/common/slapd.rs\n");
         for name in ["core", "cosine", "inetorgperson", "nis"] {
@@ -430,6 +479,7 @@ impl Slapd {
              argsfile {dir}/slapd.args\n\
              modulepath {MODULE_PATH}\n\
              moduleload back_mdb\n\
+             {replication_global}\
              \n\
              database mdb\n\
              suffix \"{base}\"\n\
@@ -453,6 +503,20 @@ impl Slapd {
             admin = self.admin_dn,
             admin_pw = self.admin_password,
         ));
+        if let Some((id, peer)) = self.replication {
+            // Each provider pulls the other's changes as they happen.
+            conf.push_str(&format!(
+                "\nindex entryCSN,entryUUID eq\n\
+                 overlay syncprov\n\
+                 syncprov-checkpoint 100 1\n\
+                 syncrepl rid={id:03} provider=ldap://127.0.0.1:{peer} bindmethod=simple binddn=\"{admin}\" \
+                 credentials={admin_pw} searchbase=\"{base}\" type=refreshAndPersist retry=\"1 +\" timeout=2\n\
+                 multiprovider on\n",
+                base = self.base_dn,
+                admin = self.admin_dn,
+                admin_pw = self.admin_password,
+            ));
+        }
         conf
     }
 
