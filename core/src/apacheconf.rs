@@ -29,6 +29,19 @@ pub fn read(path: &Path, vhost: Option<&str>) -> Result<Found, String> {
     let server_root = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
     let mut reader = Reader { server_root, lines: Vec::new(), depth: 0 };
     reader.load(path)?;
+    interpret(reader, vhost)
+}
+
+/// As `read`, for a configuration given as text (`label` names it in
+/// messages; `Include`s are read from `server_root`).
+pub fn read_text(text: &str, label: &Path, server_root: &Path, vhost: Option<&str>) -> Result<Found, String> {
+    let mut reader = Reader { server_root: server_root.to_path_buf(), lines: Vec::new(), depth: 0 };
+    reader.load_text(label, text)?;
+    interpret(reader, vhost)
+}
+
+/// The TwoFactor* settings of the lines read.
+fn interpret(reader: Reader, vhost: Option<&str>) -> Result<Found, String> {
     let lines = reader.lines;
     let server_root = reader.server_root;
 
@@ -127,6 +140,9 @@ struct Line {
     words: Vec<String>,
 }
 
+/// Largest configuration file read (Apache's own are a few kilobytes).
+const MAX_CONFIG_FILE_BYTES: u64 = 16 << 20;
+
 struct Reader {
     server_root: PathBuf,
     lines: Vec<Line>,
@@ -135,10 +151,24 @@ struct Reader {
 
 impl Reader {
     fn load(&mut self, path: &Path) -> Result<(), String> {
+        // A configuration file is a regular file of reasonable size: never
+        // a device or a FIFO that an Include could name (reading
+        // /dev/zero would never end).
+        let meta = fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if !meta.is_file() {
+            return Err(format!("{}: not a regular file", path.display()));
+        }
+        if meta.len() > MAX_CONFIG_FILE_BYTES {
+            return Err(format!("{}: larger than {MAX_CONFIG_FILE_BYTES} bytes", path.display()));
+        }
+        let text = fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        self.load_text(path, &text)
+    }
+
+    fn load_text(&mut self, path: &Path, text: &str) -> Result<(), String> {
         if self.depth > 16 {
             return Err(format!("{}: Include nested too deeply", path.display()));
         }
-        let text = fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         self.depth += 1;
         let mut logical = String::new();
         let mut start = 0;

@@ -1,0 +1,29 @@
+//! Replays every fuzz corpus input and every minimised crash through the
+//! fuzz targets' bodies (fuzz/targets.rs): the fuzzers' findings stay
+//! fixed, in the ordinary test run, in a second or two.
+
+use std::fs;
+use std::path::Path;
+
+#[path = "../../fuzz/targets.rs"]
+mod targets;
+
+#[test]
+fn every_corpus_input_and_minimised_crash_runs_clean() {
+    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+    let mut replayed = Vec::new();
+    for (name, target) in targets::ALL {
+        let mut count = 0;
+        for kind in ["corpus", "regressions"] {
+            let Ok(entries) = fs::read_dir(fuzz.join(kind).join(name)) else { continue };
+            for entry in entries.filter_map(Result::ok) {
+                let input = fs::read(entry.path()).unwrap();
+                target(&input);
+                count += 1;
+            }
+        }
+        assert!(count > 0, "no corpus for the fuzz target {name}");
+        replayed.push(format!("{name}: {count}"));
+    }
+    eprintln!("replayed {}", replayed.join(", "));
+}
