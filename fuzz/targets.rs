@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use twofactor_core::completion;
-use twofactor_core::config::{self, DirConfig, ServerConfig, Target, UsernamePattern, DEFAULT_USERNAME_PATTERN};
+use twofactor_core::config::{self, DirConfig, ServerConfig, UsernamePattern, DEFAULT_USERNAME_PATTERN};
 use twofactor_core::csrf::{self, Use};
 use twofactor_core::factors::email::EmailCode;
 use twofactor_core::factors::{lockout, recovery};
@@ -20,8 +20,11 @@ use twofactor_core::store::codec::{Completion, Failures};
 use twofactor_core::totp::{self, LastStep, TotpParams, TotpRecord};
 use twofactor_core::{apacheconf, form, identity, import, path, token};
 
+/// A target's body: one input.
+pub type Target = fn(&[u8]);
+
 /// Every target by name (the directory names under fuzz/corpus/).
-pub const ALL: &[(&str, fn(&[u8]))] = &[
+pub const ALL: &[(&str, Target)] = &[
     ("strict_path", strict_path),
     ("identity_header", identity_header),
     ("cookie_header", cookie_header),
@@ -148,7 +151,7 @@ pub fn state_values(data: &[u8]) {
         let _ = lockout::after_wrong_code(Some(&value), 1000, limits);
         let _ = lockout::after_right_code(Some(&value), 1000);
     }
-    let _ = twofactor_core::store::codec::locked_until(&[value.clone()], 1000);
+    let _ = twofactor_core::store::codec::locked_until(std::slice::from_ref(&value), 1000);
     if let Some(e) = EmailCode::decode(&value) {
         assert_eq!(EmailCode::decode(&e.encode()), Some(e));
     }
@@ -203,8 +206,8 @@ pub fn directive_values(data: &[u8]) {
     let mut server = ServerConfig::default();
     let mut dir = DirConfig::default();
     let root = Path::new("/nonexistent-server-root");
-    let _ = config::apply(Target::Server { server: &mut server, dir: &mut dir }, name, &args, root);
-    let _ = config::apply(Target::Section { server: &mut server, dir: &mut dir }, name, &args, root);
+    let _ = config::apply(config::Target::Server { server: &mut server, dir: &mut dir }, name, &args, root);
+    let _ = config::apply(config::Target::Section { server: &mut server, dir: &mut dir }, name, &args, root);
     let _ = config::Settings::resolve(&server, "fuzz.example");
     let _ = config::urls::ldap_url(&line);
     let _ = config::urls::smtp_url(&line);
