@@ -9,6 +9,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 echo "== format"
 cargo fmt --all -- --check
+rustfmt --check --edition 2021 fuzz/targets.rs fuzz/fuzz_targets/*.rs
 echo "== lint"
 cargo clippy --workspace --all-targets --features mod_twofactor/test-hooks -- -D warnings
 echo "== build (with the test-only panic paths)"
