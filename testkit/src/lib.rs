@@ -16,6 +16,7 @@ pub mod session;
 pub mod slapd;
 pub mod smtp;
 pub mod smtp_tls;
+pub mod soak;
 pub mod stack;
 pub mod tls;
 
