@@ -284,7 +284,11 @@ RequestHeader unset X-Remote-User early
 RequestHeader set X-Remote-User "expr=%{{REMOTE_USER}}"
 # The first factor's credentials stay at the gateway.
 RequestHeader unset Authorization
-ProxyPass / http://127.0.0.1:{backend_port}/
+# A new connection to the protected server for every request: a reused one
+# that the other side closes meanwhile (its keep-alive timeout, or the
+# event MPM shedding idle connections under load) fails a POST with a 502
+# that mod_proxy cannot retry.
+ProxyPass / http://127.0.0.1:{backend_port}/ disablereuse=On
 ProxyPassReverse / http://127.0.0.1:{backend_port}/
 "#
     )

@@ -520,6 +520,24 @@ impl Slapd {
         conf
     }
 
+    /// Adds `n` more people, `user0001` and on (with the auxiliary class
+    /// and `USER@example.test` as mail); returns their names.
+    pub fn add_users(&self, n: usize) -> Vec<String> {
+        let names: Vec<String> = (1..=n).map(|i| format!("user{i:04}")).collect();
+        let ldif: String = names
+            .iter()
+            .map(|uid| {
+                format!(
+                    "dn: uid={uid},{people}\nobjectClass: inetOrgPerson\nobjectClass: twoFactorUser\nuid: {uid}\n\
+                     cn: {uid}\nsn: {uid}\nmail: {uid}@example.test\n\n",
+                    people = self.people_dn
+                )
+            })
+            .collect();
+        self.add_ldif(&ldif);
+        names
+    }
+
     fn base_ldif(&self) -> String {
         let base = &self.base_dn;
         let person = |uid: &str, ou: &str, twofactor: bool| {
