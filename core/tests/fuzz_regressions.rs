@@ -1,6 +1,7 @@
 //! Replays every fuzz corpus input and every minimised crash through the
 //! fuzz targets' bodies (fuzz/targets.rs): the fuzzers' findings stay
-//! fixed, in the ordinary test run, in a second or two.
+//! fixed, in the ordinary test run, in seconds. With `FUZZ_TRACE` set, each
+//! input's file is printed before it runs (to find one that aborts).
 
 use std::fs;
 use std::path::Path;
@@ -18,6 +19,9 @@ fn every_corpus_input_and_minimised_crash_runs_clean() {
             let Ok(entries) = fs::read_dir(fuzz.join(kind).join(name)) else { continue };
             for entry in entries.filter_map(Result::ok) {
                 let input = fs::read(entry.path()).unwrap();
+                if std::env::var_os("FUZZ_TRACE").is_some() {
+                    eprintln!("{}", entry.path().display());
+                }
                 target(&input);
                 count += 1;
             }

@@ -188,6 +188,11 @@ pub struct UsernamePattern {
     is_default: bool,
 }
 
+/// Longest `TwoFactorUsernamePattern` accepted.
+const MAX_PATTERN_BYTES: usize = 512;
+/// How deeply a `TwoFactorUsernamePattern` may nest groups and repetitions.
+const PATTERN_NEST_LIMIT: u32 = 24;
+
 /// `TwoFactorUsernamePattern`'s default.
 pub const DEFAULT_USERNAME_PATTERN: &str = "^[A-Za-z0-9._@-]{1,64}$";
 
@@ -199,8 +204,15 @@ impl UsernamePattern {
     pub fn new(source: &str) -> Result<Self, String> {
         // Anchored here so that a pattern written without ^...$ cannot
         // accept "alice,bob" because it contains "alice".
+        if source.len() > MAX_PATTERN_BYTES {
+            return Err(format!("must be a regular expression of at most {MAX_PATTERN_BYTES} bytes"));
+        }
+        // A shallow nesting limit: deeply nested groups or stacked
+        // repetitions (`a++++...`) make the regex compiler recurse until
+        // the stack of the thread reading the configuration overflows.
         let regex = regex::RegexBuilder::new(&format!("^(?:{source})$"))
             .size_limit(1 << 20)
+            .nest_limit(PATTERN_NEST_LIMIT)
             .build()
             .map_err(|e| format!("must be a regular expression ({})", first_line(&e.to_string())))?;
         Ok(UsernamePattern { source: source.to_string(), regex, is_default: source == DEFAULT_USERNAME_PATTERN })

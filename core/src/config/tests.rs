@@ -362,6 +362,19 @@ fn attribute_mapping() {
 }
 
 #[test]
+fn username_patterns_that_would_exhaust_the_stack_are_refused() {
+    // Found by the directive_values fuzz target: stacked repetitions made
+    // the regex compiler recurse until the stack overflowed.
+    let stacked = format!("a{}", "+".repeat(300));
+    let err = UsernamePattern::new(&stacked).unwrap_err();
+    assert!(err.starts_with("must be a regular expression"), "{err}");
+    let nested = format!("{}a{}", "(".repeat(100), ")".repeat(100));
+    assert!(UsernamePattern::new(&nested).is_err());
+    assert!(UsernamePattern::new(&"a".repeat(600)).unwrap_err().contains("at most 512 bytes"));
+    assert!(UsernamePattern::new("^(?:[a-z]+\\.)?[a-z0-9._-]{1,40}$").is_ok());
+}
+
+#[test]
 fn the_default_username_pattern_fast_path_agrees_with_its_regex() {
     let fast = UsernamePattern::new(DEFAULT_USERNAME_PATTERN).unwrap();
     let slow = regex::Regex::new(DEFAULT_USERNAME_PATTERN).unwrap();
