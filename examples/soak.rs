@@ -1,12 +1,15 @@
 //! The soak: a mixed load (tests/support/soak_rig.rs) through wrk until
-//! `REQUESTS` requests (default 10^6) have been answered, half by the
-//! cached and half by the uncached server, in rounds of `ROUND` seconds.
+//! `REQUESTS` requests (default 10^6) have been answered, by the cached and
+//! the uncached server in turn, in rounds of `ROUND` seconds (default 20).
 //! Reports the answers by status, any 2xx without a completion, error-log
 //! lines above warn, and each server's children's resident memory after a
-//! warm-up and at the end (growth should stay under 2 %).
+//! warm-up of `WARMUP` seconds per server (default 60: 25 threads' malloc
+//! arenas and the directory connections reach their working size) and at
+//! the end (growth should stay under 2 %).
 //!
 //! Build with `cargo build --release --workspace --lib --bins --examples`,
-//! then run `target/release/examples/soak [REQUESTS] [ROUND]` (scripts/soak.sh).
+//! then run `target/release/examples/soak [REQUESTS] [ROUND] [WARMUP]`
+//! (scripts/soak.sh).
 
 #[path = "../tests/support/soak_rig.rs"]
 mod soak_rig;
@@ -21,16 +24,19 @@ fn rss_total(apache: &Apache) -> u64 {
 fn main() {
     let mut args = std::env::args().skip(1);
     let target: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
-    let round: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(30);
+    let round: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(20);
+    let warmup: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(60);
     let rig = soak_rig::rig(ApacheOptions { threads: 25, servers: 2, ..ApacheOptions::default() });
     let mix = soak_rig::mix();
     let servers = [("cached", &rig.stack.protected), ("uncached", &rig.uncached)];
     let dir = rig.stack.dir.path();
 
     // Warm-up: pools, caches and allocators reach their working size.
+    let mut warmed = 0;
     for (_, apache) in servers {
-        run_wrk(dir, apache.port, &mix, 10, 32);
+        warmed += run_wrk(dir, apache.port, &mix, warmup, 32).requests;
     }
+    eprintln!("warm-up: {warmed} requests");
     let baseline: Vec<u64> = servers.iter().map(|(_, a)| rss_total(a)).collect();
     let mut totals = [Counts::default(), Counts::default()];
     let started = std::time::Instant::now();
@@ -40,7 +46,8 @@ fn main() {
             totals[i].add(&counts);
         }
         let done: u64 = totals.iter().map(|c| c.requests).sum();
-        eprintln!("{done} requests after {:.0} s", started.elapsed().as_secs_f64());
+        let rss: Vec<u64> = servers.iter().map(|(_, a)| rss_total(a)).collect();
+        eprintln!("{done} requests after {:.0} s; children RSS KiB {rss:?}", started.elapsed().as_secs_f64());
     }
     println!(
         "soak: {} requests in {:.0} s",

@@ -20,12 +20,24 @@ use crate::config::Scope;
 const RETRY_DOWN_SERVER_AFTER: Duration = Duration::from_secs(30);
 /// Idle connections kept per process; more are closed after use.
 const MAX_IDLE: usize = 32;
+/// Operations a connection carries before it is closed and replaced: a
+/// bound on whatever a connection may accumulate. (ldap3 0.12 keeps the
+/// message ID of every search done with its plain `search()` for the
+/// connection's life; `search_entries` avoids that, this is the backstop.)
+const MAX_OPERATIONS_PER_CONNECTION: u32 = 50_000;
+
+/// A bound connection, the server it goes to, and how much it was used.
+struct Pooled {
+    server: usize,
+    conn: LdapConn,
+    operations: u32,
+}
 
 pub struct LdapDirectory {
     settings: LdapSettings,
     tls: Option<Arc<rustls::ClientConfig>>,
-    /// Idle connections, each with the index of the server it goes to.
-    idle: Mutex<Vec<(usize, LdapConn)>>,
+    /// Idle connections.
+    idle: Mutex<Vec<Pooled>>,
     /// Per configured URL: skip it until then.
     down_until: Mutex<Vec<Option<Instant>>>,
 }
@@ -74,18 +86,18 @@ impl LdapDirectory {
     /// Skips server `i` for a while, and closes its idle connections.
     fn mark_down(&self, i: usize) {
         lock(&self.down_until)[i] = Some(Instant::now() + RETRY_DOWN_SERVER_AFTER);
-        lock(&self.idle).retain(|(server, _)| *server != i);
+        lock(&self.idle).retain(|p| p.server != i);
     }
 
     /// A new, bound connection to the first server that answers.
-    fn connect(&self) -> Result<(usize, LdapConn), StoreError> {
+    fn connect(&self) -> Result<Pooled, StoreError> {
         let mut last_error = String::from("no LDAP server configured");
         for i in self.servers_to_try(Instant::now()) {
             let url = &self.settings.urls[i];
             match self.connect_to(&url.server()) {
                 Ok(conn) => {
                     lock(&self.down_until)[i] = None;
-                    return Ok((i, conn));
+                    return Ok(Pooled { server: i, conn, operations: 0 });
                 }
                 Err(e) => {
                     self.mark_down(i);
@@ -100,10 +112,10 @@ impl LdapDirectory {
     /// there is one. Idle connections to a later server are dropped once
     /// an earlier one is up again: the servers' order is a preference, and
     /// service returns to the first when it comes back.
-    fn take_idle(&self) -> Option<(usize, LdapConn)> {
+    fn take_idle(&self) -> Option<Pooled> {
         let preferred = self.servers_to_try(Instant::now()).first().copied().unwrap_or(0);
         let mut idle = lock(&self.idle);
-        idle.retain(|(server, _)| *server <= preferred);
+        idle.retain(|p| p.server <= preferred);
         idle.pop()
     }
 
@@ -136,20 +148,21 @@ impl LdapDirectory {
     fn with_conn<T>(&self, mut op: impl FnMut(&mut LdapConn) -> Result<T, LdapError>) -> Result<T, StoreError> {
         let pooled = self.take_idle();
         let from_pool = pooled.is_some();
-        let (server, mut conn) = match pooled {
+        let mut pooled = match pooled {
             Some(pooled) => pooled,
             None => self.connect()?,
         };
         // A connection whose operation panicked (see `guarded`) is in an
         // unknown state: dropped, never pooled.
         let garbage = || StoreError::Garbage(MALFORMED.into());
-        match guarded(|| op(&mut conn)).map_err(|()| garbage())? {
+        match guarded(|| op(&mut pooled.conn)).map_err(|()| garbage())? {
             Ok(value) => {
-                self.check_in(server, conn);
+                self.check_in(pooled);
                 Ok(value)
             }
             Err(e) if is_connection_error(&e) || matches!(e, LdapError::Timeout { .. }) => {
-                drop(conn);
+                let server = pooled.server;
+                drop(pooled);
                 // A pooled socket found closed says little (the server may
                 // have restarted): reconnect. A server that let an
                 // operation time out, or a fresh connection drop, is down;
@@ -162,22 +175,29 @@ impl LdapDirectory {
                         return Err(operation_error(&e));
                     }
                 }
-                let (server, mut fresh) = self.connect()?;
-                let value = guarded(|| op(&mut fresh)).map_err(|()| garbage())?.map_err(|e| operation_error(&e))?;
-                self.check_in(server, fresh);
+                let mut fresh = self.connect()?;
+                let value =
+                    guarded(|| op(&mut fresh.conn)).map_err(|()| garbage())?.map_err(|e| operation_error(&e))?;
+                self.check_in(fresh);
                 Ok(value)
             }
             Err(e) => Err(operation_error(&e)),
         }
     }
 
-    fn check_in(&self, server: usize, mut conn: LdapConn) {
-        if conn.is_closed() {
+    fn check_in(&self, mut pooled: Pooled) {
+        pooled.operations = pooled.operations.saturating_add(1);
+        if pooled.conn.is_closed() {
+            return;
+        }
+        if pooled.operations >= MAX_OPERATIONS_PER_CONNECTION {
+            // Worn out (see MAX_OPERATIONS_PER_CONNECTION): a clean goodbye.
+            let _ = guarded(|| pooled.conn.unbind());
             return;
         }
         let mut idle = lock(&self.idle);
         if idle.len() < MAX_IDLE {
-            idle.push((server, conn));
+            idle.push(pooled);
         }
     }
 
@@ -189,15 +209,20 @@ impl LdapDirectory {
             Scope::Sub => ldap3::Scope::Subtree,
         };
         let timeout = self.timeout();
-        let result = self.with_conn(|conn| {
-            conn.with_search_options(SearchOptions::new().sizelimit(limit)).with_timeout(timeout).search(
-                &url.base,
-                scope,
-                filter,
-                attrs.to_vec(),
-            )
+        // A streaming search ended with `result()`: that call tells ldap3 the
+        // search's message ID is free again. Its plain `search()` never
+        // does, and the connection then keeps every ID it ever used.
+        let (entries, outcome) = self.with_conn(|conn| {
+            let mut stream = conn
+                .with_search_options(SearchOptions::new().sizelimit(limit))
+                .with_timeout(timeout)
+                .streaming_search(&url.base, scope, filter, attrs.to_vec())?;
+            let mut entries = Vec::new();
+            while let Some(entry) = stream.next()? {
+                entries.push(entry);
+            }
+            Ok((entries, stream.result()))
         })?;
-        let (entries, outcome) = (result.0, result.1);
         // 4 = sizeLimitExceeded: more entries than asked for.
         let truncated = outcome.rc == 4;
         if outcome.rc != 0 && !truncated {
