@@ -1,15 +1,27 @@
-//! `Directory` over LDAP (ldap3, synchronous): a small pool of connections
-//! per process, made on first use (never before Apache forks), bound as the
-//! service account, every operation bounded by `TwoFactorLDAPTimeout`, and
-//! failover across the configured servers in order.
+//! `Directory` over LDAP (ldap3's async client): per process, one small
+//! runtime and a few connections on which the request threads' operations
+//! are multiplexed by message ID, all made on first use (never before
+//! Apache forks); bound as the service account, every operation bounded by
+//! `TwoFactorLDAPTimeout`, and failover across the configured servers in
+//! order.
+//!
+//! Why not a pool of synchronous connections: ldap3's `LdapConn` carries a
+//! runtime of its own, so a pool of them costs a runtime per connection and
+//! a connection per busy thread. Here a request thread sends its operation
+//! on a shared connection and waits for its answer; one runtime thread
+//! moves the bytes of every connection.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::future::Future;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use ldap3::{LdapConn, LdapConnSettings, LdapError, Mod, ResultEntry, SearchEntry, SearchOptions};
+use ldap3::{
+    Ldap, LdapConnAsync, LdapConnSettings, LdapError, LdapResult, Mod, ResultEntry, SearchEntry, SearchOptions,
+};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
+use tokio::runtime::Runtime;
 
 use super::escape::filter_value;
 use super::{Change, Directory, Lookup, StoreError, UserEntry};
@@ -18,26 +30,46 @@ use crate::config::Scope;
 
 /// How long a server that failed to connect is skipped (unless all are down).
 const RETRY_DOWN_SERVER_AFTER: Duration = Duration::from_secs(30);
-/// Idle connections kept per process; more are closed after use.
-const MAX_IDLE: usize = 32;
+/// Connections kept per process. Each carries any number of operations at
+/// once; two spread the work over two of the directory's threads and keep
+/// one in service while the other is replaced.
+const LINKS: usize = 2;
 /// Operations a connection carries before it is closed and replaced: a
 /// bound on whatever a connection may accumulate. (ldap3 0.12 keeps the
 /// message ID of every search done with its plain `search()` for the
 /// connection's life; `search_entries` avoids that, this is the backstop.)
 const MAX_OPERATIONS_PER_CONNECTION: u32 = 50_000;
 
-/// A bound connection, the server it goes to, and how much it was used.
-struct Pooled {
+/// A bound connection and the server it goes to. Cloning the handle is how
+/// operations share it.
+struct Link {
     server: usize,
-    conn: LdapConn,
-    operations: u32,
+    ldap: Ldap,
+    operations: std::sync::atomic::AtomicU32,
+}
+
+/// The process's connections, and those being made.
+#[derive(Default)]
+struct Links {
+    open: Vec<Arc<Link>>,
+    connecting: usize,
+    /// Round robin over `open`.
+    next: usize,
+    /// Bumped when a connection attempt ends, with its error if it failed:
+    /// a thread that waited for it shares that answer instead of waiting
+    /// for a second timeout of its own.
+    attempts: u64,
+    last_failure: Option<StoreError>,
 }
 
 pub struct LdapDirectory {
     settings: LdapSettings,
     tls: Option<Arc<rustls::ClientConfig>>,
-    /// Idle connections.
-    idle: Mutex<Vec<Pooled>>,
+    /// Made by the first operation, in the process that runs it.
+    runtime: OnceLock<Runtime>,
+    links: Mutex<Links>,
+    /// Signalled when a connection attempt ends.
+    link_attempt_ended: Condvar,
     /// Per configured URL: skip it until then.
     down_until: Mutex<Vec<Option<Instant>>>,
 }
@@ -49,19 +81,58 @@ impl std::fmt::Debug for LdapDirectory {
     }
 }
 
+impl Drop for LdapDirectory {
+    fn drop(&mut self) {
+        // Never wait for the directory on the way out.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves plain data behind: keep using it.
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// How one try of an operation ended, short of an answer.
+enum Failure {
+    /// The connection is gone (closed, reset, refused to carry the operation).
+    Connection(String),
+    /// The server did not answer in time.
+    Timeout,
+    /// Anything else: the server answered, or the request could not be made.
+    Other(StoreError),
+}
+
+impl Failure {
+    fn from_ldap(e: LdapError) -> Failure {
+        match e {
+            LdapError::Timeout { .. } => Failure::Timeout,
+            e if is_connection_error(&e) => Failure::Connection(describe(&e)),
+            e => Failure::Other(operation_error(&e)),
+        }
+    }
+
+    fn into_store_error(self) -> StoreError {
+        match self {
+            Failure::Connection(d) => StoreError::Unavailable(d),
+            Failure::Timeout => StoreError::Unavailable("timed out".into()),
+            Failure::Other(e) => e,
+        }
+    }
+}
+
 impl LdapDirectory {
-    /// Prepares the TLS configuration; connects nothing.
+    /// Prepares the TLS configuration; connects nothing, starts nothing.
     pub fn new(settings: &LdapSettings) -> Result<LdapDirectory, String> {
         let needs_tls = settings.starttls || settings.urls.iter().any(|u| u.tls);
         let tls = if needs_tls { Some(Arc::new(tls_config(settings.ca_certificate.as_deref())?)) } else { None };
         Ok(LdapDirectory {
             tls,
-            idle: Mutex::new(Vec::new()),
+            runtime: OnceLock::new(),
+            links: Mutex::new(Links::default()),
+            link_attempt_ended: Condvar::new(),
             down_until: Mutex::new(vec![None; settings.urls.len()]),
             settings: settings.clone(),
         })
@@ -69,6 +140,28 @@ impl LdapDirectory {
 
     fn timeout(&self) -> Duration {
         self.settings.timeout
+    }
+
+    /// The runtime that moves the connections' bytes: one thread, made on
+    /// first use so that it belongs to the process that uses it (Apache's
+    /// parent forks its children; threads do not survive a fork).
+    fn runtime(&self) -> Result<&Runtime, StoreError> {
+        if let Some(runtime) = self.runtime.get() {
+            return Ok(runtime);
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(2)
+            .thread_name("twofactor-ldap")
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the directory client: {e}")))?;
+        // Two first uses at once: one runtime is kept, the other dropped unused.
+        if let Err(unused) = self.runtime.set(runtime) {
+            unused.shutdown_background();
+        }
+        self.runtime.get().ok_or_else(|| StoreError::Unavailable("the directory client did not start".into()))
     }
 
     /// The servers to try, in order: those not marked down; all of them,
@@ -83,21 +176,73 @@ impl LdapDirectory {
         }
     }
 
-    /// Skips server `i` for a while, and closes its idle connections.
+    /// Skips server `i` for a while, and stops giving out its connections.
     fn mark_down(&self, i: usize) {
         lock(&self.down_until)[i] = Some(Instant::now() + RETRY_DOWN_SERVER_AFTER);
-        lock(&self.idle).retain(|p| p.server != i);
+        lock(&self.links).open.retain(|link| link.server != i);
+    }
+
+    /// A connection for one operation, and whether it was already open:
+    /// an open one to the most preferred server that is up, in turn; a new
+    /// one while fewer than `LINKS` are open. Connections to a later server
+    /// are given up once an earlier one is up again: the servers' order is a
+    /// preference, and service returns to the first when it comes back.
+    fn link(&self, runtime: &Runtime) -> Result<(Arc<Link>, bool), StoreError> {
+        let preferred = self.servers_to_try(Instant::now()).first().copied().unwrap_or(0);
+        // Long enough for an attempt that tries every server (see `connect_to`).
+        let servers = u32::try_from(self.settings.urls.len()).unwrap_or(u32::MAX);
+        let deadline = Instant::now() + 2 * self.timeout() * servers + Duration::from_secs(1);
+        let mut links = lock(&self.links);
+        links.open.retain(|link| link.server <= preferred);
+        let attempts_seen = links.attempts;
+        loop {
+            // Having waited for a connection attempt that failed: share its
+            // failure rather than wait for another behind it.
+            if links.attempts != attempts_seen {
+                if let Some(failure) = links.last_failure.clone() {
+                    return Err(failure);
+                }
+            }
+            if links.open.len() + links.connecting < LINKS {
+                links.connecting += 1;
+                drop(links);
+                let made = self.connect(runtime);
+                let mut links = lock(&self.links);
+                links.connecting -= 1;
+                links.attempts = links.attempts.wrapping_add(1);
+                links.last_failure = made.as_ref().err().cloned();
+                if let Ok(link) = &made {
+                    if links.open.len() < LINKS {
+                        links.open.push(link.clone());
+                    }
+                }
+                drop(links);
+                self.link_attempt_ended.notify_all();
+                return made.map(|link| (link, false));
+            }
+            if !links.open.is_empty() {
+                let i = links.next % links.open.len();
+                links.next = links.next.wrapping_add(1);
+                return Ok((links.open[i].clone(), true));
+            }
+            // Every slot is being connected: wait for an attempt to end.
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(StoreError::Unavailable("timed out waiting for a connection".into()));
+            }
+            links = self.link_attempt_ended.wait_timeout(links, left).unwrap_or_else(|p| p.into_inner()).0;
+        }
     }
 
     /// A new, bound connection to the first server that answers.
-    fn connect(&self) -> Result<Pooled, StoreError> {
+    fn connect(&self, runtime: &Runtime) -> Result<Arc<Link>, StoreError> {
         let mut last_error = String::from("no LDAP server configured");
         for i in self.servers_to_try(Instant::now()) {
             let url = &self.settings.urls[i];
-            match self.connect_to(&url.server()) {
-                Ok(conn) => {
+            match self.connect_to(runtime, &url.server()) {
+                Ok(ldap) => {
                     lock(&self.down_until)[i] = None;
-                    return Ok(Pooled { server: i, conn, operations: 0 });
+                    return Ok(Arc::new(Link { server: i, ldap, operations: Default::default() }));
                 }
                 Err(e) => {
                     self.mark_down(i);
@@ -108,97 +253,126 @@ impl LdapDirectory {
         Err(StoreError::Unavailable(last_error))
     }
 
-    /// An idle connection to the most preferred server that is up, if
-    /// there is one. Idle connections to a later server are dropped once
-    /// an earlier one is up again: the servers' order is a preference, and
-    /// service returns to the first when it comes back.
-    fn take_idle(&self) -> Option<Pooled> {
-        let preferred = self.servers_to_try(Instant::now()).first().copied().unwrap_or(0);
-        let mut idle = lock(&self.idle);
-        idle.retain(|p| p.server <= preferred);
-        idle.pop()
-    }
-
-    fn connect_to(&self, server: &str) -> Result<LdapConn, String> {
+    fn connect_to(&self, runtime: &Runtime, server: &str) -> Result<Ldap, String> {
         let mut settings =
             LdapConnSettings::new().set_conn_timeout(self.timeout()).set_starttls(self.settings.starttls);
         if let Some(tls) = &self.tls {
             settings = settings.set_config(tls.clone());
         }
-        // Guarded: the StartTLS answer is parsed here (see `guarded`).
-        let mut conn =
-            guarded(|| LdapConn::with_settings(settings, server)).map_err(|()| MALFORMED)?.map_err(|e| describe(&e))?;
-        if let (Some(dn), Some(password)) = (&self.settings.bind_dn, &self.settings.bind_password) {
-            let password = std::str::from_utf8(password.expose()).map_err(|_| "the bind password is not UTF-8")?;
-            let timeout = self.timeout();
-            let result = guarded(|| conn.with_timeout(timeout).simple_bind(dn, password))
-                .map_err(|()| MALFORMED)?
-                .map_err(|e| describe(&e))?;
-            if result.rc != 0 {
-                return Err(format!("bind as the service account refused (rc={} {})", result.rc, result.text));
+        let timeout = self.timeout();
+        let bind = self.settings.bind_dn.as_deref().zip(self.settings.bind_password.as_ref());
+        let bind = match bind {
+            Some((dn, password)) => {
+                Some((dn, std::str::from_utf8(password.expose()).map_err(|_| "the bind password is not UTF-8")?))
             }
-        }
-        Ok(conn)
+            None => None,
+        };
+        let open = async {
+            let (connection, mut ldap) =
+                LdapConnAsync::with_settings(settings, server).await.map_err(|e| describe(&e))?;
+            // The connection's bytes are moved by the runtime's thread; it
+            // ends when the last handle is dropped or the socket closes.
+            tokio::spawn(async move {
+                let _ = connection.drive().await;
+            });
+            if let Some((dn, password)) = bind {
+                let result = ldap.with_timeout(timeout).simple_bind(dn, password).await.map_err(|e| describe(&e))?;
+                if result.rc != 0 {
+                    return Err(format!("bind as the service account refused (rc={} {})", result.rc, result.text));
+                }
+            }
+            Ok(ldap)
+        };
+        // The connect timeout covers TCP only; TLS and StartTLS are bounded
+        // here, the bind by its own timeout. Guarded: the StartTLS and bind
+        // answers are parsed in this thread (see `guarded`).
+        guarded(|| {
+            runtime.block_on(async {
+                tokio::time::timeout(2 * timeout, open).await.unwrap_or_else(|_| Err("timed out".to_string()))
+            })
+        })
+        .map_err(|()| MALFORMED.to_string())?
     }
 
-    /// Runs `op` on a pooled connection (or a new one), and once more on a
+    /// Runs `op` on a connection once.
+    fn attempt<T, F, Fut>(&self, runtime: &Runtime, link: &Link, op: &F) -> Result<T, Failure>
+    where
+        F: Fn(Ldap) -> Fut,
+        Fut: Future<Output = Result<T, LdapError>>,
+    {
+        // ldap3's own timeout ends the operation cleanly (its message ID
+        // freed); this one only guards against a future that never ends.
+        let backstop = self.timeout() + Duration::from_secs(1);
+        let outcome =
+            guarded(|| runtime.block_on(async { tokio::time::timeout(backstop, op(link.ldap.clone())).await }));
+        match outcome {
+            // A connection whose answer panicked the decoder (see
+            // `guarded`) is in an unknown state: given up.
+            Err(()) => {
+                self.retire(link);
+                Err(Failure::Other(StoreError::Garbage(MALFORMED.into())))
+            }
+            Ok(Err(_)) => Err(Failure::Timeout),
+            Ok(Ok(result)) => result.map_err(Failure::from_ldap),
+        }
+    }
+
+    /// Runs `op` on a shared connection (or a new one), and once more on a
     /// new connection when the first turns out dead or its server does not
     /// answer in time (see below): safe to repeat, because modifies are
     /// compare-and-swap.
-    fn with_conn<T>(&self, mut op: impl FnMut(&mut LdapConn) -> Result<T, LdapError>) -> Result<T, StoreError> {
-        let pooled = self.take_idle();
-        let from_pool = pooled.is_some();
-        let mut pooled = match pooled {
-            Some(pooled) => pooled,
-            None => self.connect()?,
-        };
-        // A connection whose operation panicked (see `guarded`) is in an
-        // unknown state: dropped, never pooled.
-        let garbage = || StoreError::Garbage(MALFORMED.into());
-        match guarded(|| op(&mut pooled.conn)).map_err(|()| garbage())? {
+    fn with_link<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: Fn(Ldap) -> Fut,
+        Fut: Future<Output = Result<T, LdapError>>,
+    {
+        let runtime = self.runtime()?;
+        let (link, was_open) = self.link(runtime)?;
+        let failure = match self.attempt(runtime, &link, &op) {
             Ok(value) => {
-                self.check_in(pooled);
-                Ok(value)
+                self.used(&link);
+                return Ok(value);
             }
-            Err(e) if is_connection_error(&e) || matches!(e, LdapError::Timeout { .. }) => {
-                let server = pooled.server;
-                drop(pooled);
-                // A pooled socket found closed says little (the server may
-                // have restarted): reconnect. A server that let an
-                // operation time out, or a fresh connection drop, is down;
-                // the operation is tried once more only on another server,
-                // so that a request waits for one timeout, not two.
-                let stale_socket = from_pool && is_connection_error(&e);
-                if !stale_socket {
-                    self.mark_down(server);
-                    if self.settings.urls.len() == 1 {
-                        return Err(operation_error(&e));
-                    }
-                }
-                let mut fresh = self.connect()?;
-                let value =
-                    guarded(|| op(&mut fresh.conn)).map_err(|()| garbage())?.map_err(|e| operation_error(&e))?;
-                self.check_in(fresh);
-                Ok(value)
+            Err(Failure::Other(e)) => return Err(e),
+            Err(failure) => failure,
+        };
+        self.retire(&link);
+        // A connection that was open and is found closed says little (the
+        // server may have restarted): reconnect. A server that let an
+        // operation time out, or a new connection drop, is down; the
+        // operation is tried once more only on another server, so that a
+        // request waits for one timeout, not two.
+        let stale = was_open && matches!(failure, Failure::Connection(_));
+        if !stale {
+            self.mark_down(link.server);
+            if self.settings.urls.len() == 1 {
+                return Err(failure.into_store_error());
             }
-            Err(e) => Err(operation_error(&e)),
+        }
+        let (fresh, _) = self.link(runtime)?;
+        let value = self.attempt(runtime, &fresh, &op).map_err(|failure| {
+            if !matches!(failure, Failure::Other(_)) {
+                self.retire(&fresh);
+            }
+            failure.into_store_error()
+        })?;
+        self.used(&fresh);
+        Ok(value)
+    }
+
+    /// Counts an operation; a connection that has carried enough is replaced.
+    fn used(&self, link: &Arc<Link>) {
+        let done = link.operations.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if done == MAX_OPERATIONS_PER_CONNECTION {
+            // Worn out (see MAX_OPERATIONS_PER_CONNECTION): given up; it
+            // closes when the operations still on it have ended.
+            self.retire(link);
         }
     }
 
-    fn check_in(&self, mut pooled: Pooled) {
-        pooled.operations = pooled.operations.saturating_add(1);
-        if pooled.conn.is_closed() {
-            return;
-        }
-        if pooled.operations >= MAX_OPERATIONS_PER_CONNECTION {
-            // Worn out (see MAX_OPERATIONS_PER_CONNECTION): a clean goodbye.
-            let _ = guarded(|| pooled.conn.unbind());
-            return;
-        }
-        let mut idle = lock(&self.idle);
-        if idle.len() < MAX_IDLE {
-            idle.push(pooled);
-        }
+    /// Gives no more operations to `link`.
+    fn retire(&self, link: &Link) {
+        lock(&self.links).open.retain(|open| !std::ptr::eq(Arc::as_ptr(open), link));
     }
 
     fn search_entries(&self, filter: &str, attrs: &[&str], limit: i32) -> Result<(Vec<SearchEntry>, bool), StoreError> {
@@ -209,19 +383,21 @@ impl LdapDirectory {
             Scope::Sub => ldap3::Scope::Subtree,
         };
         let timeout = self.timeout();
-        // A streaming search ended with `result()`: that call tells ldap3 the
-        // search's message ID is free again. Its plain `search()` never
+        // A streaming search ended with `finish()`: that call tells ldap3
+        // the search's message ID is free again. Its plain `search()` never
         // does, and the connection then keeps every ID it ever used.
-        let (entries, outcome) = self.with_conn(|conn| {
-            let mut stream = conn
+        let (entries, outcome) = self.with_link(|mut ldap| async move {
+            let mut stream = ldap
                 .with_search_options(SearchOptions::new().sizelimit(limit))
                 .with_timeout(timeout)
-                .streaming_search(&url.base, scope, filter, attrs.to_vec())?;
+                .streaming_search(&url.base, scope, filter, attrs)
+                .await?;
             let mut entries = Vec::new();
-            while let Some(entry) = stream.next()? {
+            while let Some(entry) = stream.next().await? {
                 entries.push(entry);
             }
-            Ok((entries, stream.result()))
+            let outcome: LdapResult = stream.finish().await;
+            Ok((entries, outcome))
         })?;
         // 4 = sizeLimitExceeded: more entries than asked for.
         let truncated = outcome.rc == 4;
@@ -272,7 +448,10 @@ impl Directory for LdapDirectory {
             })
             .collect();
         let timeout = self.timeout();
-        let result = self.with_conn(|conn| conn.with_timeout(timeout).modify(dn, mods.clone()))?;
+        let result = self.with_link(|mut ldap| {
+            let mods = mods.clone();
+            async move { ldap.with_timeout(timeout).modify(dn, mods).await }
+        })?;
         match result.rc {
             0 => Ok(()),
             // noSuchAttribute, constraintViolation (single value taken), attributeOrValueExists
