@@ -317,9 +317,12 @@ impl LdapDirectory {
         }
     }
 
-    /// Runs `op` on a shared connection (or a new one), and once more on a
-    /// new connection when the first turns out dead or its server does not
-    /// answer in time (see below): safe to repeat, because modifies are
+    /// Runs `op` on a shared connection (or a new one). A connection found
+    /// closed says little (the server may have restarted): the operation
+    /// goes to the next one, or a new one. A server that lets an operation
+    /// time out, or whose new connection drops, is down: the operation is
+    /// tried once more, only on another server, so that a request waits for
+    /// one timeout, not two. Safe to repeat, because modifies are
     /// compare-and-swap.
     fn with_link<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
     where
@@ -327,37 +330,31 @@ impl LdapDirectory {
         Fut: Future<Output = Result<T, LdapError>>,
     {
         let runtime = self.runtime()?;
-        let (link, was_open) = self.link(runtime)?;
-        let failure = match self.attempt(runtime, &link, &op) {
-            Ok(value) => {
-                self.used(&link);
-                return Ok(value);
+        let mut tried_another_server = false;
+        let mut last = Failure::Connection("no connection".into());
+        // Every open connection may turn out closed, then a new one.
+        for _ in 0..LINKS + 2 {
+            let (link, was_open) = self.link(runtime)?;
+            let failure = match self.attempt(runtime, &link, &op) {
+                Ok(value) => {
+                    self.used(&link);
+                    return Ok(value);
+                }
+                Err(Failure::Other(e)) => return Err(e),
+                Err(failure) => failure,
+            };
+            self.retire(&link);
+            let closed = was_open && matches!(failure, Failure::Connection(_));
+            if !closed {
+                self.mark_down(link.server);
+                if tried_another_server || self.settings.urls.len() == 1 {
+                    return Err(failure.into_store_error());
+                }
+                tried_another_server = true;
             }
-            Err(Failure::Other(e)) => return Err(e),
-            Err(failure) => failure,
-        };
-        self.retire(&link);
-        // A connection that was open and is found closed says little (the
-        // server may have restarted): reconnect. A server that let an
-        // operation time out, or a new connection drop, is down; the
-        // operation is tried once more only on another server, so that a
-        // request waits for one timeout, not two.
-        let stale = was_open && matches!(failure, Failure::Connection(_));
-        if !stale {
-            self.mark_down(link.server);
-            if self.settings.urls.len() == 1 {
-                return Err(failure.into_store_error());
-            }
+            last = failure;
         }
-        let (fresh, _) = self.link(runtime)?;
-        let value = self.attempt(runtime, &fresh, &op).map_err(|failure| {
-            if !matches!(failure, Failure::Other(_)) {
-                self.retire(&fresh);
-            }
-            failure.into_store_error()
-        })?;
-        self.used(&fresh);
-        Ok(value)
+        Err(last.into_store_error())
     }
 
     /// Counts an operation; a connection that has carried enough is replaced.
