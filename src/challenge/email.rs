@@ -90,7 +90,7 @@ pub fn send(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
     let ttl = s.email_code_ttl.as_secs();
     let interval = s.email_resend_interval.as_secs();
     let attr = s.attribute(Role::EmailCode);
-    let stored = cas::update(ctx.directory, &user, attr, completion::class_for(attr), |_, current| {
+    let stored = cas::update(&ctx.directory, &user, attr, completion::class_for(attr), |_, current| {
         let wait = current.and_then(EmailCode::decode).map_or(0, |c| c.resend_wait(now, interval));
         if wait > 0 {
             return Decision::Keep(Err(wait));

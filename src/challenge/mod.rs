@@ -26,7 +26,7 @@ use twofactor_core::factors::lockout::{self, Reservation};
 use twofactor_core::keys::Keys;
 use twofactor_core::notify::Notice;
 use twofactor_core::store::codec::{self as store_codec, Completion, LOCKED_UNTIL_UNLOCKED};
-use twofactor_core::store::{Directory, LdapDirectory, Lookup, StoreError, UserEntry};
+use twofactor_core::store::{Directory, LdapDirectory, Lookup, Seeded, StoreError, UserEntry};
 use twofactor_core::{admin, form, random, text, token};
 
 use crate::apache::log::{event, Level};
@@ -121,7 +121,8 @@ fn route_methods(route: &str) -> Option<(bool, bool)> {
 pub(crate) struct Ctx<'a> {
     pub st: &'a ServerState,
     pub keys: &'a Keys,
-    pub directory: &'a LdapDirectory,
+    /// The directory through this request's view of the user's entry.
+    pub directory: Seeded<'a>,
     /// The validated name from the gateway.
     pub user: String,
     /// This browser's challenge nonce (cookie `<TwoFactorCookieName>-nonce`).
@@ -202,6 +203,7 @@ impl<'a> Ctx<'a> {
         };
         let csrf = csrf::issue(keys, Use::Form, &user, &nonce, now + FORM_LIFETIME_SECS);
         let end_user = end_user_address(req);
+        let directory = Seeded::new(directory);
         Ok(Ctx { st, keys, directory, user, nonce, return_token, fields, now, end_user, csrf })
     }
 
@@ -338,7 +340,7 @@ pub(crate) fn reserve_attempt(
     entry: &UserEntry,
     method: &str,
 ) -> Result<u32, c_int> {
-    match lockout::reserve_attempt(ctx.directory, &ctx.st.settings, &ctx.user, ctx.now) {
+    match lockout::reserve_attempt(&ctx.directory, &ctx.st.settings, &ctx.user, ctx.now) {
         Ok(Reservation::Granted { count, ended_lock }) => {
             if ended_lock {
                 event!(req, Level::Info, "unlocked", "user" = ctx.user.as_str(), "reason" = "lock-expired");
@@ -384,7 +386,7 @@ pub(crate) fn wrong_code(
 ) -> Result<String, c_int> {
     let event_name = format!("{method}-fail");
     event!(req, Level::Warn, &event_name, "user" = ctx.user.as_str(), "reason" = reason, "failures" = count);
-    match lockout::record_wrong_code(ctx.directory, &ctx.st.settings, &ctx.user, ctx.now) {
+    match lockout::record_wrong_code(&ctx.directory, &ctx.st.settings, &ctx.user, ctx.now) {
         Ok(Some(until)) => {
             event!(req, Level::Warn, "locked", "user" = ctx.user.as_str(), "until" = until);
             notify::queue(req, ctx, entry, Notice::Locked { until });
@@ -408,7 +410,7 @@ pub(crate) fn wrong_code(
 /// A right code on a counted attempt: the count goes, unless the account
 /// was locked meanwhile (then the success does not count: the locked page).
 pub(crate) fn right_code(req: &mut Request<'_>, ctx: &Ctx<'_>, method: &str) -> Result<(), c_int> {
-    match lockout::record_right_code(ctx.directory, &ctx.st.settings, &ctx.user, ctx.now) {
+    match lockout::record_right_code(&ctx.directory, &ctx.st.settings, &ctx.user, ctx.now) {
         Ok(Ok(())) => Ok(()),
         Ok(Err(until)) => {
             event!(req, Level::Warn, "deny", "reason" = "locked", "user" = ctx.user.as_str(), "method" = method);
@@ -464,7 +466,7 @@ pub(crate) fn record_success(
         expires: ctx.now.saturating_add(lifetime),
         method: method.into(),
     };
-    if let Err(e) = completion::record(ctx.directory, s, canonical, &new) {
+    if let Err(e) = completion::record(&ctx.directory, s, canonical, &new) {
         return Err(directory_trouble(req, ctx, &e));
     }
     let hit = Hit { canonical: Arc::from(canonical), issued: new.issued };

@@ -48,7 +48,7 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
             // Accepted once: the step moves forward in one compare-and-swap,
             // so of concurrent submissions of one code exactly one wins.
             let moved =
-                cas::update(ctx.directory, &ctx.user, last_attr, completion::class_for(last_attr), |_, current| {
+                cas::update(&ctx.directory, &ctx.user, last_attr, completion::class_for(last_attr), |_, current| {
                     match current.and_then(LastStep::decode) {
                         Some(stored) if stored.step >= accepted.step => Decision::Keep(false),
                         _ => Decision::Write(Some(LastStep::from(accepted).encode()), true),

@@ -5,10 +5,12 @@ pub mod cas;
 pub mod codec;
 pub mod escape;
 mod ldap;
+mod seeded;
 
 use std::fmt;
 
 pub use ldap::LdapDirectory;
+pub use seeded::Seeded;
 
 /// One user entry, as read.
 #[derive(Debug, Clone)]
@@ -31,6 +33,36 @@ impl UserEntry {
 
     pub fn has_object_class(&self, class: &str) -> bool {
         self.values("objectClass").iter().any(|c| c.eq_ignore_ascii_case(class))
+    }
+
+    /// The entry as it is after a modify of `changes` succeeded on it.
+    pub fn apply(&mut self, changes: &[Change]) {
+        for change in changes {
+            let (Change::Add(attr, _) | Change::Delete(attr, _) | Change::Replace(attr, _)) = change;
+            let index = match self.attrs.iter().position(|(name, _)| name.eq_ignore_ascii_case(attr)) {
+                Some(index) => index,
+                None => {
+                    self.attrs.push((attr.clone(), Vec::new()));
+                    self.attrs.len() - 1
+                }
+            };
+            let current = &mut self.attrs[index].1;
+            match change {
+                Change::Add(_, values) => {
+                    for value in values {
+                        if !current.contains(value) {
+                            current.push(value.clone());
+                        }
+                    }
+                }
+                Change::Delete(_, values) if values.is_empty() => current.clear(),
+                Change::Delete(_, values) => current.retain(|v| !values.contains(v)),
+                Change::Replace(_, values) => values.clone_into(current),
+            }
+            if current.is_empty() {
+                self.attrs.remove(index);
+            }
+        }
     }
 }
 
