@@ -13,6 +13,7 @@ packages=(
   chromium chromium-driver
   python3-aiosmtpd   # a TLS-capable SMTP server for the STARTTLS and SMTPS tests
   oathtool wrk curl ca-certificates
+  valgrind           # the benchmark's instruction counts
 )
 
 missing=()

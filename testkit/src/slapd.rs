@@ -385,7 +385,8 @@ impl Slapd {
         self.slapd_dir.join("slapd.conf")
     }
 
-    fn log_path(&self) -> PathBuf {
+    /// slapd's own log (its operations, with `start_with_stats_log`).
+    pub fn log_path(&self) -> PathBuf {
         self.slapd_dir.join("slapd.log")
     }
 
