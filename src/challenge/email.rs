@@ -160,12 +160,7 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
         // Single use: of two submissions of one code, one deletes it.
         let value = stored.clone().unwrap_or_default();
         match ctx.directory.modify(&entry.dn, &[Change::Delete(attr.into(), vec![value])]) {
-            Ok(()) => {
-                if let Err(status) = super::right_code(req, ctx, "email") {
-                    return status;
-                }
-                return accepted(req, ctx, purpose, &entry.username);
-            }
+            Ok(()) => return accepted(req, ctx, purpose, &entry.username),
             Err(StoreError::Conflict) => {}
             Err(e) => return super::directory_trouble(req, ctx, &e),
         }
@@ -186,8 +181,11 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
 
 fn accepted(req: &mut Request<'_>, ctx: &mut Ctx<'_>, purpose: Purpose, canonical: &str) -> c_int {
     match purpose {
-        Purpose::Login => super::finish(req, ctx, canonical, "email"),
+        Purpose::Login => super::finish(req, ctx, canonical, "email", true),
         Purpose::Enroll => {
+            if let Err(status) = super::right_code(req, ctx, "email") {
+                return status;
+            }
             event!(req, Level::Info, "email-ok", "user" = canonical, "purpose" = "enroll");
             let proof = csrf::issue(ctx.keys, Use::EnrollProof, &ctx.user, &ctx.nonce, ctx.now + 900);
             super::enroll::show(req, ctx, &proof)

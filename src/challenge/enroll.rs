@@ -265,7 +265,7 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
     }
     let notice = Notice::Enrolled { replaced: previous.is_some(), recovery_codes: codes.len() };
     super::notify::queue(req, ctx, &entry, notice);
-    match super::record_success(req, ctx, &entry.username, "enrolled") {
+    match super::record_success(req, ctx, &entry.username, "enrolled", false) {
         Ok(target) => send_page(req, status::OK, &pages::enrolled(&codes, &target)),
         Err(status) => status,
     }

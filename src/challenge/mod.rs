@@ -90,7 +90,7 @@ pub fn handler(req: &mut Request<'_>) -> c_int {
     if route == "/__test_complete" {
         // Test builds only: the success path without a factor, so that
         // enforcement can be tested on its own.
-        return finish(req, &ctx, &ctx.user.clone(), "test");
+        return finish(req, &ctx, &ctx.user.clone(), "test", false);
     }
     match (post, route.as_str()) {
         (false, "") => start(req, &mut ctx, None),
@@ -422,8 +422,13 @@ pub(crate) fn right_code(req: &mut Request<'_>, ctx: &Ctx<'_>, method: &str) -> 
 
 /// Success: the completion recorded (fresh session cookie,
 /// directory, this process's cache), and a 303 back to the original path.
-pub(crate) fn finish(req: &mut Request<'_>, ctx: &Ctx<'_>, canonical: &str, method: &str) -> c_int {
-    match record_success(req, ctx, canonical, method) {
+///
+/// With `ends_attempt`, the success is that of a counted attempt (see
+/// `reserve_attempt`): its end is written in the same modify as the
+/// completion, unless the account was locked meanwhile (then the locked
+/// page, and no completion).
+pub(crate) fn finish(req: &mut Request<'_>, ctx: &Ctx<'_>, canonical: &str, method: &str, ends_attempt: bool) -> c_int {
+    match record_success(req, ctx, canonical, method, ends_attempt) {
         Ok(target) => {
             req.set(Table::ErrOut, c"Location", &target);
             req.set(Table::ErrOut, c"Cache-Control", "no-store");
@@ -439,6 +444,7 @@ pub(crate) fn record_success(
     ctx: &Ctx<'_>,
     canonical: &str,
     method: &str,
+    ends_attempt: bool,
 ) -> Result<String, c_int> {
     let s = &ctx.st.settings;
     let cookie = match s.session_binding {
@@ -466,8 +472,18 @@ pub(crate) fn record_success(
         expires: ctx.now.saturating_add(lifetime),
         method: method.into(),
     };
-    if let Err(e) = completion::record(&ctx.directory, s, canonical, &new) {
-        return Err(directory_trouble(req, ctx, &e));
+    let recorded = if ends_attempt {
+        lockout::record_right_code_and_completion(&ctx.directory, s, canonical, &new, ctx.now)
+    } else {
+        completion::record(&ctx.directory, s, canonical, &new).map(Ok)
+    };
+    match recorded {
+        Ok(Ok(())) => {}
+        Ok(Err(until)) => {
+            event!(req, Level::Warn, "deny", "reason" = "locked", "user" = ctx.user.as_str(), "method" = method);
+            return Err(locked_page(req, until));
+        }
+        Err(e) => return Err(directory_trouble(req, ctx, &e)),
     }
     let hit = Hit { canonical: Arc::from(canonical), issued: new.issued };
     ctx.st.cache.put(presented.cache_key(canonical), hit, Duration::from_secs(lifetime), Instant::now());

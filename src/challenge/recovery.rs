@@ -36,12 +36,9 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
         // Using a code is deleting its value: of two uses, one wins.
         match ctx.directory.modify(&entry.dn, &[Change::Delete(attr.into(), vec![value.clone()])]) {
             Ok(()) => {
-                if let Err(status) = super::right_code(req, ctx, "recovery") {
-                    return status;
-                }
                 let left = values.len().saturating_sub(1);
                 super::notify::queue(req, ctx, &entry, Notice::RecoveryCodeUsed { left });
-                return super::finish(req, ctx, &entry.username, "recovery");
+                return super::finish(req, ctx, &entry.username, "recovery", true);
             }
             Err(StoreError::Conflict) => {}
             Err(e) => return super::directory_trouble(req, ctx, &e),

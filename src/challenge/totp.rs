@@ -65,10 +65,7 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
                             "steps" = accepted.drift
                         );
                     }
-                    if let Err(status) = super::right_code(req, ctx, "totp") {
-                        return status;
-                    }
-                    return super::finish(req, ctx, &entry.username, "totp");
+                    return super::finish(req, ctx, &entry.username, "totp", true);
                 }
                 Ok(false) => "replayed",
                 Err(e) => return super::directory_trouble(req, ctx, &e),

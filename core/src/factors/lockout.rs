@@ -14,8 +14,8 @@ use std::time::Duration;
 use crate::completion;
 use crate::config::{Role, Settings};
 use crate::store::cas::{self, Decision};
-use crate::store::codec::{Failures, LOCKED_UNTIL_UNLOCKED};
-use crate::store::{Directory, StoreError};
+use crate::store::codec::{Completion, Failures, LOCKED_UNTIL_UNLOCKED};
+use crate::store::{Change, Directory, Lookup, StoreError};
 
 /// The rules of one server: how many attempts, and how long a lock lasts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,6 +203,60 @@ pub fn record_right_code(
     })
 }
 
+/// Changes of a modify compare-and-swap from `current` to `update`.
+fn failure_changes(attr: &str, current: Option<&str>, update: Update) -> Vec<Change> {
+    let next = match update {
+        Update::Keep => return Vec::new(),
+        Update::Remove => None,
+        Update::Write(next) => Some(next.encode()),
+    };
+    let mut changes = Vec::with_capacity(2);
+    if let Some(old) = current {
+        changes.push(Change::Delete(attr.into(), vec![old.into()]));
+    }
+    if let Some(next) = next {
+        changes.push(Change::Add(attr.into(), vec![next]));
+    }
+    changes
+}
+
+/// A reserved attempt held the right code: its end (`after_right_code`)
+/// and the completion `new` recorded in one modify, so that a success is
+/// one write, not two. `Ok(Err(until))`: locked meanwhile, nothing written,
+/// refuse the success.
+pub fn record_right_code_and_completion(
+    directory: &dyn Directory,
+    settings: &Settings,
+    user: &str,
+    new: &Completion,
+    now: u64,
+) -> Result<Result<(), u64>, StoreError> {
+    let (failures, _) = failures_attribute(settings);
+    let completions = settings.attribute(Role::Completion);
+    for _ in 0..cas::ATTEMPTS {
+        let entry = match directory.find_user(user, &[failures, completions, "objectClass"])? {
+            Lookup::Found(entry) => entry,
+            Lookup::NotFound | Lookup::Ambiguous => {
+                return Err(StoreError::Refused("no single entry for this user".into()))
+            }
+        };
+        let current = entry.values(failures).first().map(String::as_str);
+        let update = match after_right_code(current, now) {
+            Ok(update) => update,
+            Err(until) => return Ok(Err(until)),
+        };
+        let class = completion::class_for(completions).filter(|c| !entry.has_object_class(c));
+        let mut changes = completion::record_changes(completions, entry.values(completions), new, new.issued, class);
+        changes.extend(failure_changes(failures, current, update));
+        match directory.modify(&entry.dn, &changes) {
+            Ok(()) => return Ok(Ok(())),
+            Err(StoreError::Conflict) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(StoreError::Conflict)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,5 +414,20 @@ mod tests {
         assert_eq!(attempts_left(1, 3), 2);
         assert_eq!(attempts_left(3, 3), 0);
         assert_eq!(attempts_left(9, 3), 0);
+    }
+
+    #[test]
+    fn the_end_of_an_attempt_is_a_compare_and_swap() {
+        let old = Failures { count: 2, last: 100, locked_until: None, pending: 2 }.encode();
+        assert!(failure_changes("f", None, Update::Keep).is_empty());
+        assert_eq!(
+            failure_changes("f", Some(&old), Update::Remove),
+            vec![Change::Delete("f".into(), vec![old.clone()])]
+        );
+        let next = Failures { count: 1, last: 100, locked_until: None, pending: 1 };
+        assert_eq!(
+            failure_changes("f", Some(&old), Update::Write(next.clone())),
+            vec![Change::Delete("f".into(), vec![old.clone()]), Change::Add("f".into(), vec![next.encode()])]
+        );
     }
 }

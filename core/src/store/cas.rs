@@ -6,7 +6,7 @@ use super::{Change, Directory, Lookup, StoreError, UserEntry};
 
 /// Attempts before giving up on a busy attribute: each round of a race
 /// has a winner, so this bounds how many writers can collide at once.
-const ATTEMPTS: usize = 64;
+pub const ATTEMPTS: usize = 64;
 
 /// What to do with the value read.
 pub enum Decision<T> {
