@@ -426,7 +426,7 @@ mod tests {
         );
         let next = Failures { count: 1, last: 100, locked_until: None, pending: 1 };
         assert_eq!(
-            failure_changes("f", Some(&old), Update::Write(next.clone())),
+            failure_changes("f", Some(&old), Update::Write(next)),
             vec![Change::Delete("f".into(), vec![old.clone()]), Change::Add("f".into(), vec![next.encode()])]
         );
     }
