@@ -251,6 +251,43 @@ fn recovery_codes_work_once() {
     s.protected.wait_for_error_log("event=recovery-fail user=alice");
 }
 
+/// Twenty browsers post one recovery code at the same instant, straight
+/// to the handler: one is let in (the code's end, the attempt's end and
+/// the completion written once), the others get the form again.
+#[test]
+fn twenty_concurrent_submissions_of_one_recovery_code_succeed_once() {
+    let s = roomy_stack("TwoFactorMaxAttempts 20\n");
+    let (_, codes, _) = enroll(&s, "alice", 0);
+    let dn = s.slapd.user_dn("alice");
+    let stored_codes = s.slapd.attr_values(&dn, "twoFactorRecovery").len();
+    let completions = s.slapd.attr_values(&dn, "twoFactorCompletion").len();
+    let prepared: Vec<(Session, testkit::session::Form)> = (0..20)
+        .map(|_| {
+            let mut b = Session::direct(s.protected.port, "alice");
+            b.follow("/app/");
+            let page = b.get("/2fa/recovery");
+            let f = form(&page.text(), "/recovery");
+            (b, f)
+        })
+        .collect();
+    let barrier = Arc::new(Barrier::new(prepared.len()));
+    let handles: Vec<_> = prepared
+        .into_iter()
+        .map(|(mut b, f)| {
+            let (barrier, code) = (barrier.clone(), codes[2].clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                b.post(&f.action, &f.with(&[("code", &code)])).status
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 303).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 19, "{statuses:?}");
+    assert_eq!(s.slapd.attr_values(&dn, "twoFactorRecovery").len(), stored_codes - 1, "the code is used up once");
+    assert_eq!(s.slapd.attr_values(&dn, "twoFactorCompletion").len(), completions + 1, "one completion recorded");
+}
+
 #[test]
 fn lockout_after_max_attempts_and_auto_unlock() {
     let s = stack("TwoFactorMaxAttempts 3\n");
