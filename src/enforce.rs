@@ -9,16 +9,14 @@
 //!   scope runs without our verdict; and the challenge path is ours alone.
 
 use std::ffi::{c_int, CStr};
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use twofactor_core::cache::Hit;
+use twofactor_core::access::{self, Facts, Peer, Verdict};
 use twofactor_core::completion::{self, Presented};
-use twofactor_core::config::{DirConfig, Role, SessionBinding};
+use twofactor_core::config::{DirConfig, SessionBinding};
 use twofactor_core::outage::ErrorLine;
-use twofactor_core::policy::{self, Refusal};
-use twofactor_core::secret::constant_time_eq;
-use twofactor_core::store::{codec, Directory, Lookup, StoreError};
+use twofactor_core::policy::Refusal;
+use twofactor_core::store::{Directory, StoreError};
 use twofactor_core::text::log_field;
 use twofactor_core::{identity, path, token};
 
@@ -35,33 +33,6 @@ pub const CHALLENGE_HANDLER: &CStr = c"twofactor-challenge";
 
 /// How long a return token stays valid: enough to finish the challenge.
 const RETURN_TOKEN_LIFETIME_SECS: u64 = 3600;
-
-/// What the TCP peer is, decided once per connection request.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Gateway {
-    Trusted,
-    Untrusted,
-    BadSecret,
-}
-
-impl Gateway {
-    fn note(self) -> &'static CStr {
-        match self {
-            Gateway::Trusted => c"trusted",
-            Gateway::Untrusted => c"untrusted",
-            Gateway::BadSecret => c"bad-secret",
-        }
-    }
-
-    fn from_note(value: Option<&[u8]>) -> Gateway {
-        match value {
-            Some(b"trusted") => Gateway::Trusted,
-            Some(b"bad-secret") => Gateway::BadSecret,
-            // Missing note: post_read_request did not vouch for the peer.
-            _ => Gateway::Untrusted,
-        }
-    }
-}
 
 /// This server's state: `Ok(None)` when the module is not configured here
 /// (requests are left alone), `Err` (fail closed) when configuration is missing.
@@ -93,23 +64,20 @@ pub fn post_read_request(req: &mut Request<'_>) -> c_int {
         // Apache runs this hook again on the same headers, which this pass
         // already cleaned (the shared secret is gone): the client's request
         // keeps its verdict on the gateway.
-        let gateway = Gateway::from_note(req.initial().get(Table::Notes, NOTE_GATEWAY));
-        req.set_note(NOTE_GATEWAY, gateway.note());
+        let peer = Peer::from_note(req.initial().get(Table::Notes, NOTE_GATEWAY));
+        req.set_note(NOTE_GATEWAY, peer.note());
         return DECLINED;
     }
     let s = &st.settings;
-    let trusted_peer = req.peer_ip().is_some_and(|ip| s.is_trusted_proxy(ip));
-    let gateway = match (&s.proxy_secret, trusted_peer) {
-        (_, false) => Gateway::Untrusted,
-        (None, true) => Gateway::Trusted,
-        (Some((name, expected)), true) => {
+    let trusted_address = req.peer_ip().is_some_and(|ip| s.is_trusted_proxy(ip));
+    let (expected, given) = match &s.proxy_secret {
+        Some((name, expected)) => {
             let mut values = req.values(Table::In, name);
-            match (values.next(), values.next()) {
-                (Some(given), None) if constant_time_eq(given, expected.expose()) => Gateway::Trusted,
-                _ => Gateway::BadSecret,
-            }
+            (Some(expected.expose()), [values.next(), values.next()])
         }
+        None => (None, [None, None]),
     };
+    let gateway = Peer::classify(trusted_address, expected, given);
 
     // Look-alike names (X_Remote_User) of every protected header go on
     // every request; WebLogic's proxy headers unless the gateway sent them.
@@ -117,7 +85,7 @@ pub fn post_read_request(req: &mut Request<'_>) -> c_int {
         .names(Table::In)
         .filter(|k| {
             st.protected_headers.iter().any(|p| identity::is_lookalike(k, p))
-                || (gateway != Gateway::Trusted && identity::is_weblogic_proxy_header(k))
+                || (gateway != Peer::Gateway && identity::is_weblogic_proxy_header(k))
         })
         .map(<[u8]>::to_vec)
         .collect();
@@ -129,7 +97,7 @@ pub fn post_read_request(req: &mut Request<'_>) -> c_int {
     if let Some(secret) = &st.secret_header {
         req.unset(Table::In, secret);
     }
-    if gateway != Gateway::Trusted {
+    if gateway != Peer::Gateway {
         req.unset(Table::In, &st.user_header);
         if let Some(session) = &st.session_header {
             req.unset(Table::In, session);
@@ -234,115 +202,122 @@ fn decide(req: &mut Request<'_>, st: &ServerState, challenge: bool) -> c_int {
     status
 }
 
-fn evaluate(req: &mut Request<'_>, st: &ServerState, challenge: bool) -> c_int {
-    let gateway = Gateway::from_note(req.initial().get(Table::Notes, NOTE_GATEWAY));
-    if gateway != Gateway::Trusted {
-        let reason = if gateway == Gateway::BadSecret { "bad-proxy-secret" } else { "untrusted-peer" };
-        let peer = req.peer_ip().map_or_else(|| "-".to_string(), |ip| ip.to_string());
-        event!(req, Level::Warn, "spoof", "reason" = reason, "peer" = peer);
-        error_page(req, status::FORBIDDEN, "Forbidden", "This server accepts requests from the sign-in gateway only.");
-        return status::FORBIDDEN;
+/// Up to two values of a request header: enough to tell one from several.
+fn first_two<'r>(values: impl Iterator<Item = &'r [u8]>) -> ([&'r [u8]; 2], usize) {
+    let mut slots: [&[u8]; 2] = [b""; 2];
+    let mut count = 0;
+    for (slot, value) in slots.iter_mut().zip(values) {
+        *slot = value;
+        count += 1;
     }
-
-    let user = match validated_identity(req, st) {
-        Ok(user) => user,
-        Err(status) => return status,
-    };
-    if let Err(status) = validated_session_header(req, st, user) {
-        return status;
-    }
-    req.set_user(user);
-    if challenge {
-        return OK;
-    }
-    check_completion(req, st, user)
+    (slots, count)
 }
 
-/// The directory's verdict for a valid identity in an enforced scope.
-fn check_completion(req: &mut Request<'_>, st: &ServerState, user: &str) -> c_int {
+/// The facts of this request, the core's verdict on them, and its carrying out.
+fn evaluate(req: &mut Request<'_>, st: &ServerState, challenge: bool) -> c_int {
     let s = &st.settings;
-    let (Some(keys), Some(directory)) = (&s.keys, &st.directory) else {
-        event!(req, Level::Error, "internal-error", "reason" = "no-key-or-directory");
-        return status::INTERNAL_SERVER_ERROR;
+    let initial = req.initial();
+    let (identity, identities) = first_two(req.values(Table::In, &s.user_header));
+    let (session, sessions) = match (s.session_binding, s.session_header.as_deref()) {
+        (SessionBinding::Header, Some(name)) => first_two(req.values(Table::In, name)),
+        _ => ([b"" as &[u8]; 2], 0),
     };
-    let max_age = req.dir_conf().map_or_else(|| DirConfig::default().max_age(), |d| d.parsed.max_age()).as_secs();
-    let (now, clock) = (now(), Instant::now());
-
-    // A subrequest or internal redirect of a request that was let in
-    // carries the same identity and session: reuse that verdict (only this
-    // scope's TwoFactorMaxAge can still say no). First, because the allowed
-    // request no longer carries the session cookie: backends never see it.
-    if let Some((canonical, issued)) = initial_allow(req) {
-        if canonical.eq_ignore_ascii_case(user) && issued.saturating_add(max_age) > now {
-            return allow(req, st, &canonical, issued, "initial-request");
-        }
-    }
-
-    // Without the binding's cookie or session id there can be no completion.
-    let Some(presented) = presented(req, st) else {
-        return refuse(req, st, user, "no-session");
+    let cookie = session_cookie(req, st);
+    let facts = Facts {
+        peer: Peer::from_note(initial.get(Table::Notes, NOTE_GATEWAY)),
+        identity: &identity[..identities],
+        session: &session[..sessions],
+        cookie,
+        initial_allow: initial_allow(req),
+        challenge_path: challenge,
+        max_age: req.dir_conf().map_or_else(|| DirConfig::default().max_age(), |d| d.parsed.max_age()).as_secs(),
+        method: req.method(),
+        accept: req.get(Table::In, c"Accept"),
+        requested_with: req.get(Table::In, c"X-Requested-With"),
     };
-
-    let cache_key = presented.cache_key(user);
-    if let Some(hit) = st.cache.get(&cache_key, clock) {
-        if hit.issued.saturating_add(max_age) > now {
-            return allow(req, st, &hit.canonical, hit.issued, "cache");
-        }
-    }
-
-    let completion_attr = s.attribute(Role::Completion);
-    let failures_attr = s.attribute(Role::Failures);
-    let found = directory.find_user(user, &[completion_attr, failures_attr]);
-    if found.is_ok() {
+    let directory = st.directory.as_ref().map(|d| d as &dyn Directory);
+    let verdict = access::decide(&facts, s, directory, &st.cache, now(), Instant::now());
+    if verdict.directory_answered() {
         note_directory_answered(req, st);
     }
-    let entry = match found {
-        Ok(Lookup::Found(entry)) => entry,
-        Ok(Lookup::NotFound) => return unknown_user(req, user, "not-found"),
-        Ok(Lookup::Ambiguous) => return unknown_user(req, user, "ambiguous"),
-        Err(e) => return directory_error(req, st, &e),
-    };
-    req.set_user(&entry.username);
-    if let Some(until) = codec::locked_until(entry.values(failures_attr), now) {
-        return locked(req, st, &entry.username, until);
-    }
-    match completion::find_valid(entry.values(completion_attr), &presented, keys, now, max_age) {
-        Some(found) => {
-            let hit = Hit { canonical: Arc::from(entry.username.as_str()), issued: found.issued };
-            st.cache.put(cache_key, hit, Duration::from_secs(found.expires.saturating_sub(now)), clock);
-            allow(req, st, &entry.username, found.issued, "directory")
+    if let Some(user) = verdict.user() {
+        if req.user() != Some(user) {
+            req.set_user(user);
         }
-        None => refuse(req, st, &entry.username, "no-completion"),
     }
+    carry_out(req, st, verdict)
+}
+
+fn carry_out(req: &mut Request<'_>, st: &ServerState, verdict: Verdict<'_>) -> c_int {
+    match verdict {
+        Verdict::Allow { user, issued, source } => allow(req, st, &user, issued, source.as_str()),
+        Verdict::Challenge { .. } => OK,
+        Verdict::Refuse { user, reason, refusal } => refuse(req, st, &user, reason, refusal),
+        Verdict::Locked { user, until, refusal } => locked(req, st, &user, until, refusal),
+        Verdict::Spoof { peer } => {
+            let address = req.peer_ip().map_or_else(|| "-".to_string(), |ip| ip.to_string());
+            event!(req, Level::Warn, "spoof", "reason" = peer.refusal_reason(), "peer" = address);
+            error_page(
+                req,
+                status::FORBIDDEN,
+                "Forbidden",
+                "This server accepts requests from the sign-in gateway only.",
+            );
+            status::FORBIDDEN
+        }
+        Verdict::BadIdentity { error, value } => {
+            event!(
+                req,
+                Level::Warn,
+                "deny",
+                "reason" = "bad-identity",
+                "detail" = error.as_str(),
+                "user" = log_field(value, 64),
+            );
+            error_page(req, status::BAD_REQUEST, "Bad request", "The sign-in gateway sent no valid user name.");
+            status::BAD_REQUEST
+        }
+        Verdict::BadSessionHeader { user, detail } => {
+            event!(req, Level::Warn, "deny", "reason" = "bad-session-header", "detail" = detail, "user" = user);
+            error_page(req, status::BAD_REQUEST, "Bad request", "The sign-in gateway sent no valid session id.");
+            status::BAD_REQUEST
+        }
+        Verdict::UnknownUser { user, detail } => unknown_user(req, user, detail),
+        Verdict::DirectoryDown { error, .. } => directory_error(req, st, &error),
+        Verdict::NotConfigured => {
+            event!(req, Level::Error, "internal-error", "reason" = "no-key-or-directory");
+            status::INTERNAL_SERVER_ERROR
+        }
+    }
+}
+
+/// The module's session cookie, from whichever `Cookie` header has it.
+fn session_cookie<'r>(req: &Request<'r>, st: &ServerState) -> Option<&'r [u8]> {
+    let s = &st.settings;
+    match s.session_binding {
+        SessionBinding::Cookie => {
+            req.values(Table::In, "Cookie").find_map(|v| completion::find_cookie(v, &s.cookie_name))
+        }
+        _ => None,
+    }
+}
+
+/// What this request presents for `TwoFactorSessionBinding`, if anything.
+pub fn presented<'r>(req: &Request<'r>, st: &ServerState) -> Option<Presented<'r>> {
+    let session = st.session_header.as_deref().and_then(|name| req.get(Table::In, name));
+    access::presented(st.settings.session_binding, session_cookie(req, st), session)
 }
 
 /// The user and completion time with which the client's request (of
 /// which this one is a subrequest or internal redirect) was let in.
-fn initial_allow(req: &Request<'_>) -> Option<(String, u64)> {
+fn initial_allow<'r>(req: &Request<'r>) -> Option<(&'r str, u64)> {
     let initial = req.initial();
     if std::ptr::eq(initial.as_ptr(), req.as_ptr()) || initial.get(Table::Notes, NOTE_VERDICT) != Some(ALLOW.to_bytes())
     {
         return None;
     }
     let issued = std::str::from_utf8(initial.get(Table::Notes, NOTE_ISSUED)?).ok()?.parse().ok()?;
-    Some((initial.user()?.to_string(), issued))
-}
-
-/// What this request presents for `TwoFactorSessionBinding`, if anything.
-pub fn presented<'r>(req: &Request<'r>, st: &ServerState) -> Option<Presented<'r>> {
-    let s = &st.settings;
-    match s.session_binding {
-        SessionBinding::Cookie => req
-            .values(Table::In, "Cookie")
-            .find_map(|v| completion::find_cookie(v, &s.cookie_name))
-            .filter(|v| completion::is_plausible_cookie(v))
-            .map(Presented::Cookie),
-        SessionBinding::Header => {
-            let name = st.session_header.as_deref()?;
-            req.get(Table::In, name).filter(|v| !v.is_empty() && v.len() <= 4096).map(Presented::GatewaySession)
-        }
-        SessionBinding::None => Some(Presented::Anywhere),
-    }
+    Some((initial.user()?, issued))
 }
 
 fn allow(req: &mut Request<'_>, st: &ServerState, canonical: &str, issued: u64, source: &str) -> c_int {
@@ -465,11 +440,9 @@ fn directory_error(req: &mut Request<'_>, st: &ServerState, e: &StoreError) -> c
     status::SERVICE_UNAVAILABLE
 }
 
-fn locked(req: &mut Request<'_>, st: &ServerState, user: &str, until: u64) -> c_int {
-    let navigation =
-        policy::refusal(req.method(), req.get(Table::In, c"Accept"), req.get(Table::In, c"X-Requested-With"));
+fn locked(req: &mut Request<'_>, st: &ServerState, user: &str, until: u64, refusal: Refusal) -> c_int {
     event!(req, Level::Warn, "deny", "reason" = "locked", "user" = user, "until" = until);
-    if navigation == Refusal::Redirect {
+    if refusal == Refusal::Redirect {
         // The challenge shows the locked page and when it unlocks.
         return redirect_to_challenge(req, st, user);
     }
@@ -482,64 +455,13 @@ fn locked(req: &mut Request<'_>, st: &ServerState, user: &str, until: u64) -> c_
     status::FORBIDDEN
 }
 
-/// The identity header's single valid value, or a 400.
-fn validated_identity<'r>(req: &mut Request<'r>, st: &ServerState) -> Result<&'r str, c_int> {
-    let name = &st.settings.user_header;
-    // Two slots are enough to tell one value from several.
-    let mut values: [&[u8]; 2] = [b""; 2];
-    let mut count = 0;
-    for v in req.values(Table::In, name) {
-        if count < values.len() {
-            values[count] = v;
-        }
-        count += 1;
-    }
-    match identity::validate(&values[..count.min(values.len())], &st.settings.username_pattern) {
-        Ok(user) => Ok(user),
-        Err(e) => {
-            event!(
-                req,
-                Level::Warn,
-                "deny",
-                "reason" = "bad-identity",
-                "detail" = e.as_str(),
-                "user" = log_field(values[0], 64),
-            );
-            error_page(req, status::BAD_REQUEST, "Bad request", "The sign-in gateway sent no valid user name.");
-            Err(status::BAD_REQUEST)
-        }
-    }
-}
-
-/// With `TwoFactorSessionBinding header`, the gateway's session id must come
-/// as one value: repeated or comma-joined copies are refused like a bad
-/// identity (a proxy may have merged a client's copy with its own).
-fn validated_session_header(req: &mut Request<'_>, st: &ServerState, user: &str) -> Result<(), c_int> {
-    if st.settings.session_binding != SessionBinding::Header {
-        return Ok(());
-    }
-    let Some(name) = st.settings.session_header.as_deref() else { return Ok(()) };
-    let detail = {
-        let mut values = req.values(Table::In, name);
-        match (values.next(), values.next()) {
-            (Some(_), Some(_)) => "repeated",
-            (Some(v), None) if v.contains(&b',') => "comma-joined",
-            _ => return Ok(()),
-        }
-    };
-    event!(req, Level::Warn, "deny", "reason" = "bad-session-header", "detail" = detail, "user" = user);
-    error_page(req, status::BAD_REQUEST, "Bad request", "The sign-in gateway sent no valid session id.");
-    Err(status::BAD_REQUEST)
-}
-
 pub fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Sends a request without a valid completion away: navigations to the
 /// challenge, other reads 401, everything else 403.
-fn refuse(req: &mut Request<'_>, st: &ServerState, user: &str, reason: &str) -> c_int {
-    let refusal = policy::refusal(req.method(), req.get(Table::In, c"Accept"), req.get(Table::In, c"X-Requested-With"));
+fn refuse(req: &mut Request<'_>, st: &ServerState, user: &str, reason: &str, refusal: Refusal) -> c_int {
     event!(
         req,
         Level::Info,

@@ -2,6 +2,7 @@
 //! every rule is unit-tested with `cargo test -p twofactor-core`.
 #![deny(unsafe_code)]
 
+pub mod access;
 pub mod admin;
 pub mod apacheconf;
 pub mod cache;
@@ -21,6 +22,8 @@ pub mod policy;
 pub mod random;
 pub mod secret;
 pub mod store;
+#[cfg(test)]
+mod testing;
 pub mod text;
 pub mod token;
 pub mod totp;

@@ -2,9 +2,8 @@
 
 use std::ffi::c_int;
 
-use twofactor_core::completion;
 use twofactor_core::config::Role;
-use twofactor_core::store::cas::{self, Decision};
+use twofactor_core::factors;
 use twofactor_core::totp::{self, seal_context, LastStep, TotpRecord};
 
 use super::{pages, send_page, Ctx};
@@ -45,16 +44,8 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
     let verdict = totp::verify(secret.expose(), record.params, &code, ctx.now, s.totp_skew.as_secs(), last);
     let reason = match verdict {
         Ok(accepted) => {
-            // Accepted once: the step moves forward in one compare-and-swap,
-            // so of concurrent submissions of one code exactly one wins.
-            let moved =
-                cas::update(&ctx.directory, &ctx.user, last_attr, completion::class_for(last_attr), |_, current| {
-                    match current.and_then(LastStep::decode) {
-                        Some(stored) if stored.step >= accepted.step => Decision::Keep(false),
-                        _ => Decision::Write(Some(LastStep::from(accepted).encode()), true),
-                    }
-                });
-            match moved {
+            // Accepted once: of concurrent submissions of one code exactly one wins.
+            match factors::totp::use_step(&ctx.directory, s, &ctx.user, accepted) {
                 Ok(true) => {
                     if accepted.drift != 0 {
                         event!(

@@ -430,4 +430,123 @@ mod tests {
             vec![Change::Delete("f".into(), vec![old.clone()]), Change::Add("f".into(), vec![next.encode()])]
         );
     }
+
+    mod against_a_directory {
+        use super::super::*;
+        use crate::store::codec::Bound;
+        use crate::store::memory::MemoryDirectory;
+        use crate::testing;
+
+        const NOW: u64 = 1_900_000_000;
+
+        fn alice() -> MemoryDirectory {
+            MemoryDirectory::default().with_user("alice", &[])
+        }
+
+        fn failures(directory: &MemoryDirectory) -> Option<Failures> {
+            directory.values("alice", "twoFactorFailures").first().and_then(|v| Failures::decode(v))
+        }
+
+        fn completion() -> Completion {
+            Completion { bound: Bound::Anywhere, issued: NOW, expires: NOW + 3600, method: "totp".into() }
+        }
+
+        fn granted(reservation: &Result<Reservation, StoreError>) -> bool {
+            matches!(reservation, Ok(Reservation::Granted { .. }))
+        }
+
+        #[test]
+        fn forty_guesses_at_once_check_at_most_the_attempts_allowed() {
+            let settings = testing::settings(&["TwoFactorMaxAttempts 5"]);
+            let directory = alice();
+            let outcomes: Vec<Result<Reservation, StoreError>> = std::thread::scope(|scope| {
+                let runs: Vec<_> = (0..40)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            let reservation = reserve_attempt(&directory, &settings, "alice", NOW);
+                            if granted(&reservation) {
+                                // Every guess is wrong.
+                                record_wrong_code(&directory, &settings, "alice", NOW).unwrap();
+                            }
+                            reservation
+                        })
+                    })
+                    .collect();
+                runs.into_iter().map(|run| run.join().unwrap()).collect()
+            });
+            let checked = outcomes.iter().filter(|o| granted(o)).count();
+            assert!((1..=5).contains(&checked), "{checked} codes checked: {outcomes:?}");
+            assert!(
+                outcomes
+                    .iter()
+                    .all(|o| granted(o) || matches!(o, Ok(Reservation::Locked { .. }) | Err(StoreError::Conflict))),
+                "{outcomes:?}"
+            );
+            assert!(failures(&directory).unwrap().is_locked(NOW), "the account ends locked");
+            let after = reserve_attempt(&directory, &settings, "alice", NOW + 1).unwrap();
+            assert!(matches!(after, Reservation::Locked { newly: false, .. }), "{after:?}");
+        }
+
+        #[test]
+        fn the_last_wrong_code_locks_and_the_lock_runs_out() {
+            let settings = testing::settings(&["TwoFactorMaxAttempts 2", "TwoFactorAutoUnlock 10m"]);
+            let directory = alice();
+            for attempt in 1..=2 {
+                let reservation = reserve_attempt(&directory, &settings, "alice", NOW).unwrap();
+                assert_eq!(reservation, Reservation::Granted { count: attempt, ended_lock: false });
+                let locked = record_wrong_code(&directory, &settings, "alice", NOW).unwrap();
+                assert_eq!(locked.is_some(), attempt == 2, "attempt {attempt}");
+            }
+            let refused = reserve_attempt(&directory, &settings, "alice", NOW + 599).unwrap();
+            assert_eq!(refused, Reservation::Locked { until: NOW + 600, newly: false });
+            let fresh = reserve_attempt(&directory, &settings, "alice", NOW + 600).unwrap();
+            assert_eq!(fresh, Reservation::Granted { count: 1, ended_lock: true });
+        }
+
+        #[test]
+        fn a_success_is_one_write_that_ends_the_count() {
+            let settings = testing::settings(&[]);
+            let directory = alice();
+            reserve_attempt(&directory, &settings, "alice", NOW).unwrap();
+            record_wrong_code(&directory, &settings, "alice", NOW).unwrap();
+            reserve_attempt(&directory, &settings, "alice", NOW).unwrap();
+            let writes = directory.writes();
+            let recorded = record_right_code_and_completion(&directory, &settings, "alice", &completion(), NOW);
+            assert_eq!(recorded, Ok(Ok(())));
+            assert_eq!(directory.writes(), writes + 1);
+            assert_eq!(failures(&directory), None, "the count starts again");
+            assert_eq!(directory.values("alice", "twoFactorCompletion"), [completion().encode()]);
+        }
+
+        #[test]
+        fn no_success_once_the_account_locked_meanwhile() {
+            let settings = testing::settings(&[]);
+            let directory = alice();
+            reserve_attempt(&directory, &settings, "alice", NOW).unwrap();
+            // A parallel request used up the attempts and set the lock.
+            let lock = Failures { count: 5, last: NOW, locked_until: Some(NOW + 1800), pending: 0 };
+            directory.replace("alice", "twoFactorFailures", &[&lock.encode()]);
+            let recorded = record_right_code_and_completion(&directory, &settings, "alice", &completion(), NOW);
+            assert_eq!(recorded, Ok(Err(NOW + 1800)));
+            assert!(directory.values("alice", "twoFactorCompletion").is_empty());
+            assert_eq!(record_right_code(&directory, &settings, "alice", NOW), Ok(Err(NOW + 1800)));
+        }
+
+        #[test]
+        fn an_unreadable_count_locks_for_good() {
+            let settings = testing::settings(&[]);
+            let directory = alice();
+            directory.replace("alice", "twoFactorFailures", &["{not json"]);
+            let refused = reserve_attempt(&directory, &settings, "alice", NOW).unwrap();
+            assert_eq!(refused, Reservation::Locked { until: u64::MAX, newly: false });
+        }
+
+        #[test]
+        fn a_directory_that_is_down_checks_nothing() {
+            let settings = testing::settings(&[]);
+            let directory = alice();
+            directory.set_down(true);
+            assert!(matches!(reserve_attempt(&directory, &settings, "alice", NOW), Err(StoreError::Unavailable(_))));
+        }
+    }
 }

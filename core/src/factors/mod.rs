@@ -1,9 +1,11 @@
 //! The second factors' rules, apart from the TOTP algorithm itself
-//! (`crate::totp`): lockout, emailed passcodes, recovery codes.
+//! (`crate::totp`): lockout, emailed passcodes, recovery codes, the single
+//! use of a TOTP step.
 
 pub mod email;
 pub mod lockout;
 pub mod recovery;
+pub mod totp;
 
 /// Whether a completion made with `method` proves a factor the user holds
 /// (an authenticator, a recovery code, or a new authenticator just

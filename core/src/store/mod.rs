@@ -5,6 +5,8 @@ pub mod cas;
 pub mod codec;
 pub mod escape;
 mod ldap;
+#[cfg(test)]
+pub(crate) mod memory;
 mod seeded;
 
 use std::fmt;
