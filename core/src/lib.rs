@@ -22,6 +22,7 @@ pub mod policy;
 pub mod random;
 pub mod secret;
 pub mod store;
+pub mod success;
 #[cfg(test)]
 mod testing;
 pub mod text;

@@ -2,22 +2,8 @@
 
 use std::fmt::Write;
 
-use super::request::Request;
-
-/// Apache's log levels (`APLOG_*`), highest priority first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-#[repr(i32)]
-#[allow(dead_code)]
-pub enum Level {
-    Emerg = 0,
-    Alert = 1,
-    Crit = 2,
-    Error = 3,
-    Warn = 4,
-    Notice = 5,
-    Info = 6,
-    Debug = 7,
-}
+pub use super::level::Level;
+use super::request::View;
 
 /// One event line: `event=deny reason=bad-identity user=alice client=... id=...`.
 ///
@@ -43,7 +29,7 @@ impl Event {
     }
 
     /// Adds the request's client address and request id, then logs.
-    pub fn log(mut self, req: &Request<'_>, level: Level) {
+    pub fn log(mut self, req: &View<'_>, level: Level) {
         let _ = write!(self.line, " client={}", req.client_ip());
         if let Some(id) = req.unique_id() {
             let _ = write!(self.line, " id={id}");

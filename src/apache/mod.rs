@@ -1,6 +1,7 @@
 //! Safe wrappers over the parts of Apache's API the module uses.
 
 pub mod conf;
+pub mod level;
 pub mod log;
 pub mod request;
 pub mod server;

@@ -14,12 +14,23 @@ use crate::ffi::bindings::{
 use crate::ffi::module;
 
 use super::conf::{DirConf, ServerConf};
-use super::log::Level;
+use super::level::Level;
 
-/// A request being processed by one of our hooks.
+/// A request being processed by one of our hooks. What it reads is its
+/// `View` (through `Deref`); changes go through it alone.
 pub struct Request<'r> {
-    raw: NonNull<request_rec>,
+    view: View<'r>,
     _life: PhantomData<&'r mut request_rec>,
+}
+
+/// A read-only view of a request: this one, or another of its chain (the
+/// client's request behind a subrequest or internal redirect, `initial`),
+/// which may be the same `request_rec` as a `Request` held elsewhere:
+/// nothing here changes the request, so no two writers can alias.
+#[derive(Clone, Copy)]
+pub struct View<'r> {
+    raw: NonNull<request_rec>,
+    _life: PhantomData<&'r request_rec>,
 }
 
 /// Which header table of the request.
@@ -36,22 +47,158 @@ impl<'r> Request<'r> {
     /// `r` must be null or a valid `request_rec` that stays valid, and is not
     /// used by anyone else, for `'r` (the duration of the hook call).
     pub unsafe fn from_raw(r: *mut request_rec) -> Option<Self> {
-        NonNull::new(r).map(|raw| Request { raw, _life: PhantomData })
+        NonNull::new(r).map(|raw| Request { view: View { raw, _life: PhantomData }, _life: PhantomData })
     }
 
+    fn rec_mut(&mut self) -> &mut request_rec {
+        // SAFETY: as in `rec`; we hold the only Rust reference.
+        unsafe { self.view.raw.as_mut() }
+    }
+
+    /// Marks this request for a later hook of ours (see `marked_notes`).
+    pub fn mark(&mut self) {
+        // SAFETY: request_config of a valid request is its live config vector.
+        unsafe { super::conf::mark_request(self.rec().request_config) }
+    }
+
+    pub fn set_handler(&mut self, handler: &'static CStr) {
+        self.rec_mut().handler = handler.as_ptr();
+    }
+
+    /// Removes every entry named `name` (case-insensitive).
+    pub fn unset(&mut self, which: Table, name: &CStr) {
+        // SAFETY: valid table; apr copies nothing and keeps no pointer to `name`.
+        unsafe { apr_table_unset(self.table(which), name.as_ptr()) }
+    }
+
+    /// Removes every entry whose name is exactly these bytes (any case).
+    pub fn unset_bytes(&mut self, which: Table, name: &[u8]) {
+        let name = self.pool_cstr(name);
+        // SAFETY: valid table and a NUL-terminated name in the request pool.
+        unsafe { apr_table_unset(self.table(which), name) }
+    }
+
+    /// Sets `name` to `value`, replacing earlier values (both are copied).
+    pub fn set(&mut self, which: Table, name: &CStr, value: &str) {
+        self.set_bytes(which, name, value.as_bytes());
+    }
+
+    /// As `set`, for a value given as bytes (up to a NUL, which no header holds).
+    pub fn set_bytes(&mut self, which: Table, name: &CStr, value: &[u8]) {
+        let value = self.pool_cstr(value);
+        // SAFETY: valid table; `value` lives in the request pool; apr_table_set copies the key.
+        unsafe { apr_table_set(self.table(which), name.as_ptr(), value) }
+    }
+
+    /// Adds a value (for headers that repeat, such as Set-Cookie).
+    pub fn add(&mut self, which: Table, name: &CStr, value: &str) {
+        self.add_bytes(which, name, value.as_bytes());
+    }
+
+    /// Adds a value given as bytes (up to a NUL, which no header holds).
+    pub fn add_bytes(&mut self, which: Table, name: &CStr, value: &[u8]) {
+        let value = self.pool_cstr(value);
+        // SAFETY: valid table; `value` lives in the request pool; apr_table_add copies the key.
+        unsafe { apr_table_add(self.table(which), name.as_ptr(), value) }
+    }
+
+    /// Sets a note whose value is a static string (no copy).
+    pub fn set_note(&mut self, name: &'static CStr, value: &'static CStr) {
+        // SAFETY: valid table; both strings are static.
+        unsafe { apr_table_setn(self.table(Table::Notes), name.as_ptr(), value.as_ptr()) }
+    }
+
+    /// Tells mod_cache not to store this response (`r->no_cache`): its quick
+    /// handler would serve it later without any access check.
+    pub fn set_no_cache(&mut self) {
+        self.rec_mut().no_cache = 1;
+    }
+
+    /// Sets `r->user` (shown as `%u` in the access log).
+    pub fn set_user(&mut self, user: &str) {
+        let copy = self.pool_cstr(user.as_bytes());
+        self.rec_mut().user = copy;
+    }
+
+    /// The body Apache sends with an error status set by a hook.
+    /// `html` is a complete document: Apache sends it as text/html.
+    pub fn custom_response(&mut self, status: c_int, html: &str) {
+        // Apache reads a text that looks like "word:..." as a URL to redirect
+        // to; a document starting with '<' is always taken as the body.
+        debug_assert!(html.starts_with('<'));
+        let text = self.pool_cstr(html.as_bytes());
+        // SAFETY: valid request; the text lives in the request pool.
+        unsafe { ap_custom_response(self.view.raw.as_ptr(), status, text) }
+    }
+
+    pub fn set_content_type(&mut self, content_type: &'static CStr) {
+        // SAFETY: valid request; the string is static.
+        unsafe { ap_set_content_type(self.view.raw.as_ptr(), content_type.as_ptr()) }
+    }
+
+    /// The status of the response a handler is about to write.
+    pub fn set_status(&mut self, status: c_int) {
+        self.rec_mut().status = status;
+    }
+
+    /// Writes body bytes; false when the client went away.
+    pub fn write(&mut self, body: &[u8]) -> bool {
+        body.chunks(1 << 20).all(|chunk| {
+            // SAFETY: valid request; `chunk` is readable for its length.
+            let n = unsafe { ap_rwrite(chunk.as_ptr() as *const c_void, chunk.len() as c_int, self.view.raw.as_ptr()) };
+            n >= 0
+        })
+    }
+
+    /// Reads the request body, at most `limit` bytes. `Err` carries the
+    /// status to answer: 413 when it is larger, 400 when it cannot be read.
+    pub fn read_body(&mut self, limit: usize) -> Result<Vec<u8>, c_int> {
+        let r = self.view.raw.as_ptr();
+        // SAFETY: valid request; the body is read once, by this handler.
+        let status = unsafe { ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK as c_int) };
+        if status != 0 {
+            return Err(status);
+        }
+        // SAFETY: as above.
+        if unsafe { ap_should_client_block(r) } == 0 {
+            return Ok(Vec::new());
+        }
+        let mut body = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            // SAFETY: `buf` is writable for its length; Apache writes at most that.
+            let n = unsafe { ap_get_client_block(r, buf.as_mut_ptr() as *mut c_char, buf.len() as _) };
+            match n {
+                0 => return Ok(body),
+                n if n < 0 => return Err(400),
+                n => {
+                    body.extend_from_slice(&buf[..n as usize]);
+                    if body.len() > limit {
+                        return Err(413);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<'r> std::ops::Deref for Request<'r> {
+    type Target = View<'r>;
+
+    fn deref(&self) -> &View<'r> {
+        &self.view
+    }
+}
+
+impl<'r> View<'r> {
     fn rec(&self) -> &request_rec {
         // SAFETY: `from_raw`'s contract: valid for 'r, not used concurrently.
         unsafe { self.raw.as_ref() }
     }
 
-    fn rec_mut(&mut self) -> &mut request_rec {
-        // SAFETY: as in `rec`; we hold the only Rust reference.
-        unsafe { self.raw.as_mut() }
-    }
-
     /// The request this one is a subrequest of, or an internal redirect
     /// from, recursively: the request the client actually sent.
-    pub fn initial(&self) -> Request<'r> {
+    pub fn initial(&self) -> View<'r> {
         let mut r = self.raw.as_ptr();
         // SAFETY: `main` and `prev` of a valid request are null or valid
         // requests that outlive it.
@@ -66,13 +213,7 @@ impl<'r> Request<'r> {
                 }
             }
         }
-        Request { raw: NonNull::new(r).unwrap_or(self.raw), _life: PhantomData }
-    }
-
-    /// Marks this request for a later hook of ours (see `marked_notes`).
-    pub fn mark(&mut self) {
-        // SAFETY: request_config of a valid request is its live config vector.
-        unsafe { super::conf::mark_request(self.rec().request_config) }
+        View { raw: NonNull::new(r).unwrap_or(self.raw), _life: PhantomData }
     }
 
     /// Whether this request, or an internal redirect that followed it, was
@@ -98,7 +239,7 @@ impl<'r> Request<'r> {
         let mut found = Vec::new();
         let mut r = self.raw.as_ptr();
         while let Some(raw) = NonNull::new(r) {
-            let view = Request { raw, _life: PhantomData::<&'r mut request_rec> };
+            let view = View { raw, _life: PhantomData::<&'r request_rec> };
             if super::conf::request_marked(view.rec().request_config) {
                 found.extend(view.values(Table::Notes, name));
             }
@@ -168,10 +309,6 @@ impl<'r> Request<'r> {
 
     pub fn handler(&self) -> Option<&'r [u8]> {
         self.bytes(self.rec().handler)
-    }
-
-    pub fn set_handler(&mut self, handler: &'static CStr) {
-        self.rec_mut().handler = handler.as_ptr();
     }
 
     /// The TCP peer: the gateway, never what a header claims.
@@ -248,67 +385,12 @@ impl<'r> Request<'r> {
         })
     }
 
-    /// Removes every entry named `name` (case-insensitive).
-    pub fn unset(&mut self, which: Table, name: &CStr) {
-        // SAFETY: valid table; apr copies nothing and keeps no pointer to `name`.
-        unsafe { apr_table_unset(self.table(which), name.as_ptr()) }
-    }
-
-    /// Removes every entry whose name is exactly these bytes (any case).
-    pub fn unset_bytes(&mut self, which: Table, name: &[u8]) {
-        let name = self.pool_cstr(name);
-        // SAFETY: valid table and a NUL-terminated name in the request pool.
-        unsafe { apr_table_unset(self.table(which), name) }
-    }
-
-    /// Sets `name` to `value`, replacing earlier values (both are copied).
-    pub fn set(&mut self, which: Table, name: &CStr, value: &str) {
-        self.set_bytes(which, name, value.as_bytes());
-    }
-
-    /// As `set`, for a value given as bytes (up to a NUL, which no header holds).
-    pub fn set_bytes(&mut self, which: Table, name: &CStr, value: &[u8]) {
-        let value = self.pool_cstr(value);
-        // SAFETY: valid table; `value` lives in the request pool; apr_table_set copies the key.
-        unsafe { apr_table_set(self.table(which), name.as_ptr(), value) }
-    }
-
-    /// Adds a value (for headers that repeat, such as Set-Cookie).
-    pub fn add(&mut self, which: Table, name: &CStr, value: &str) {
-        self.add_bytes(which, name, value.as_bytes());
-    }
-
-    /// Adds a value given as bytes (up to a NUL, which no header holds).
-    pub fn add_bytes(&mut self, which: Table, name: &CStr, value: &[u8]) {
-        let value = self.pool_cstr(value);
-        // SAFETY: valid table; `value` lives in the request pool; apr_table_add copies the key.
-        unsafe { apr_table_add(self.table(which), name.as_ptr(), value) }
-    }
-
-    /// Sets a note whose value is a static string (no copy).
-    pub fn set_note(&mut self, name: &'static CStr, value: &'static CStr) {
-        // SAFETY: valid table; both strings are static.
-        unsafe { apr_table_setn(self.table(Table::Notes), name.as_ptr(), value.as_ptr()) }
-    }
-
     /// Copies bytes into the request pool as a C string; interior NULs end it.
     fn pool_cstr(&self, bytes: &[u8]) -> *mut c_char {
         let len = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
         // SAFETY: the pool is the request's; apr_pstrmemdup copies `len`
         // bytes and adds a NUL.
         unsafe { apr_pstrmemdup(self.rec().pool, bytes.as_ptr() as *const c_char, len) }
-    }
-
-    /// Tells mod_cache not to store this response (`r->no_cache`): its quick
-    /// handler would serve it later without any access check.
-    pub fn set_no_cache(&mut self) {
-        self.rec_mut().no_cache = 1;
-    }
-
-    /// Sets `r->user` (shown as `%u` in the access log).
-    pub fn set_user(&mut self, user: &str) {
-        let copy = self.pool_cstr(user.as_bytes());
-        self.rec_mut().user = copy;
     }
 
     pub fn user(&self) -> Option<&'r str> {
@@ -322,69 +404,8 @@ impl<'r> Request<'r> {
         self.string(v)
     }
 
-    /// The body Apache sends with an error status set by a hook.
-    /// `html` is a complete document: Apache sends it as text/html.
-    pub fn custom_response(&mut self, status: c_int, html: &str) {
-        // Apache reads a text that looks like "word:..." as a URL to redirect
-        // to; a document starting with '<' is always taken as the body.
-        debug_assert!(html.starts_with('<'));
-        let text = self.pool_cstr(html.as_bytes());
-        // SAFETY: valid request; the text lives in the request pool.
-        unsafe { ap_custom_response(self.raw.as_ptr(), status, text) }
-    }
-
-    pub fn set_content_type(&mut self, content_type: &'static CStr) {
-        // SAFETY: valid request; the string is static.
-        unsafe { ap_set_content_type(self.raw.as_ptr(), content_type.as_ptr()) }
-    }
-
-    /// The status of the response a handler is about to write.
-    pub fn set_status(&mut self, status: c_int) {
-        self.rec_mut().status = status;
-    }
-
     pub fn header_only(&self) -> bool {
         self.rec().header_only != 0
-    }
-
-    /// Writes body bytes; false when the client went away.
-    pub fn write(&mut self, body: &[u8]) -> bool {
-        body.chunks(1 << 20).all(|chunk| {
-            // SAFETY: valid request; `chunk` is readable for its length.
-            let n = unsafe { ap_rwrite(chunk.as_ptr() as *const c_void, chunk.len() as c_int, self.raw.as_ptr()) };
-            n >= 0
-        })
-    }
-
-    /// Reads the request body, at most `limit` bytes. `Err` carries the
-    /// status to answer: 413 when it is larger, 400 when it cannot be read.
-    pub fn read_body(&mut self, limit: usize) -> Result<Vec<u8>, c_int> {
-        let r = self.raw.as_ptr();
-        // SAFETY: valid request; the body is read once, by this handler.
-        let status = unsafe { ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK as c_int) };
-        if status != 0 {
-            return Err(status);
-        }
-        // SAFETY: as above.
-        if unsafe { ap_should_client_block(r) } == 0 {
-            return Ok(Vec::new());
-        }
-        let mut body = Vec::new();
-        let mut buf = [0u8; 8192];
-        loop {
-            // SAFETY: `buf` is writable for its length; Apache writes at most that.
-            let n = unsafe { ap_get_client_block(r, buf.as_mut_ptr() as *mut c_char, buf.len() as _) };
-            match n {
-                0 => return Ok(body),
-                n if n < 0 => return Err(400),
-                n => {
-                    body.extend_from_slice(&buf[..n as usize]);
-                    if body.len() > limit {
-                        return Err(413);
-                    }
-                }
-            }
-        }
     }
 
     /// Whether a message at `level` would be logged for this request:

@@ -15,18 +15,17 @@ mod totp;
 
 use std::ffi::c_int;
 use std::net::IpAddr;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use twofactor_core::cache::Hit;
-use twofactor_core::completion::{self, Presented};
-use twofactor_core::config::{DirConfig, Method, Role, SessionBinding};
+use twofactor_core::completion;
+use twofactor_core::config::{DirConfig, Method, Role};
 use twofactor_core::csrf::{self, Use};
 use twofactor_core::factors::lockout::{self, Reservation};
 use twofactor_core::keys::Keys;
 use twofactor_core::notify::Notice;
-use twofactor_core::store::codec::{self as store_codec, Completion, LOCKED_UNTIL_UNLOCKED};
+use twofactor_core::store::codec::{self as store_codec, LOCKED_UNTIL_UNLOCKED};
 use twofactor_core::store::{Directory, LdapDirectory, Lookup, Seeded, StoreError, UserEntry};
+use twofactor_core::success::{self, Failure, Recorded, Success};
 use twofactor_core::{admin, form, random, text, token};
 
 use crate::apache::log::{event, Level};
@@ -438,7 +437,7 @@ pub(crate) fn finish(req: &mut Request<'_>, ctx: &Ctx<'_>, canonical: &str, meth
     }
 }
 
-/// The bookkeeping of a success; returns where to send the user.
+/// The bookkeeping of a success (`success::record`); returns where to send the user.
 pub(crate) fn record_success(
     req: &mut Request<'_>,
     ctx: &Ctx<'_>,
@@ -447,51 +446,44 @@ pub(crate) fn record_success(
     ends_attempt: bool,
 ) -> Result<String, c_int> {
     let s = &ctx.st.settings;
-    let cookie = match s.session_binding {
-        SessionBinding::Cookie => Some(random::token(32).map_err(|_| status::INTERNAL_SERVER_ERROR)?),
-        _ => None,
-    };
-    let session_header =
-        ctx.st.session_header.as_deref().and_then(|h| req.get(Table::In, h)).map(<[u8]>::to_vec).unwrap_or_default();
-    let presented = match (s.session_binding, &cookie) {
-        (SessionBinding::Cookie, Some(c)) => Presented::Cookie(c.as_bytes()),
-        (SessionBinding::Header, _) if !session_header.is_empty() => Presented::GatewaySession(&session_header),
-        (SessionBinding::None, _) => Presented::Anywhere,
-        _ => {
+    let gateway_session = ctx.st.session_header.as_deref().and_then(|h| req.get(Table::In, h));
+    // The completion lives as long as the challenge location's
+    // TwoFactorMaxAge; a protected location with a shorter one asks again sooner.
+    let lifetime = req.dir_conf().map_or_else(|| DirConfig::default().max_age(), |d| d.parsed.max_age()).as_secs();
+    let new = Success { user: canonical, method, ends_attempt, lifetime, gateway_session };
+    match success::record(&ctx.directory, s, &ctx.st.cache, &new, ctx.now, Instant::now()) {
+        Ok(Recorded::Done { session_cookie }) => {
+            if let Some(value) = &session_cookie {
+                let header = format!("{}={value}; Path=/; HttpOnly; Secure; SameSite=Lax", s.cookie_name);
+                req.add(Table::ErrOut, c"Set-Cookie", &header);
+            }
+        }
+        Ok(Recorded::Locked { until }) => {
+            event!(req, Level::Warn, "deny", "reason" = "locked", "user" = ctx.user.as_str(), "method" = method);
+            return Err(locked_page(req, until));
+        }
+        Ok(Recorded::NoGatewaySession) => {
             event!(req, Level::Warn, "deny", "reason" = "no-gateway-session", "user" = canonical);
             error_page(req, status::BAD_REQUEST, "Bad request", "The sign-in gateway sent no session id.");
             return Err(status::BAD_REQUEST);
         }
-    };
-    // The expiry is the challenge location's TwoFactorMaxAge; a protected
-    // location with a shorter one asks again sooner.
-    let lifetime = req.dir_conf().map_or_else(|| DirConfig::default().max_age(), |d| d.parsed.max_age()).as_secs();
-    let new = Completion {
-        bound: presented.bound(ctx.keys),
-        issued: ctx.now,
-        expires: ctx.now.saturating_add(lifetime),
-        method: method.into(),
-    };
-    let recorded = if ends_attempt {
-        lockout::record_right_code_and_completion(&ctx.directory, s, canonical, &new, ctx.now)
-    } else {
-        completion::record(&ctx.directory, s, canonical, &new).map(Ok)
-    };
-    match recorded {
-        Ok(Ok(())) => {}
-        Ok(Err(until)) => {
-            event!(req, Level::Warn, "deny", "reason" = "locked", "user" = ctx.user.as_str(), "method" = method);
-            return Err(locked_page(req, until));
+        Err(Failure::Directory(e)) => return Err(directory_trouble(req, ctx, &e)),
+        Err(Failure::Internal(reason)) => {
+            event!(req, Level::Error, "internal-error", "reason" = reason);
+            return Err(status::INTERNAL_SERVER_ERROR);
         }
-        Err(e) => return Err(directory_trouble(req, ctx, &e)),
     }
-    let hit = Hit { canonical: Arc::from(canonical), issued: new.issued };
-    ctx.st.cache.put(presented.cache_key(canonical), hit, Duration::from_secs(lifetime), Instant::now());
-    if let Some(value) = &cookie {
-        let header = format!("{}={value}; Path=/; HttpOnly; Secure; SameSite=Lax", s.cookie_name);
-        req.add(Table::ErrOut, c"Set-Cookie", &header);
+    let (target, bad_token) = success::return_target(ctx.keys, &ctx.return_token, &ctx.user, ctx.now);
+    if let Some(e) = bad_token {
+        event!(
+            req,
+            Level::Info,
+            "deny",
+            "reason" = "bad-return-token",
+            "detail" = e.as_str(),
+            "user" = ctx.user.as_str()
+        );
     }
-    let target = return_target(req, ctx);
     event!(
         req,
         Level::Info,
@@ -509,27 +501,6 @@ fn method_event(method: &str) -> &'static str {
         "recovery" => "recovery-ok",
         "enrolled" => "enrolled",
         _ => "completed",
-    }
-}
-
-/// The path inside the verified return token, else "/".
-fn return_target(req: &Request<'_>, ctx: &Ctx<'_>) -> String {
-    if ctx.return_token.is_empty() {
-        return "/".into();
-    }
-    match token::verify_return(ctx.keys, &ctx.return_token, &ctx.user, ctx.now) {
-        Ok(path) => path,
-        Err(e) => {
-            event!(
-                req,
-                Level::Info,
-                "deny",
-                "reason" = "bad-return-token",
-                "detail" = e.as_str(),
-                "user" = ctx.user.as_str()
-            );
-            "/".into()
-        }
     }
 }
 
