@@ -123,14 +123,21 @@ fn codes_outside_the_skew_are_refused_and_inside_accepted() {
     assert_eq!(try_code(1), 200, "older than the accepted step: replay");
 }
 
+/// How many browsers submit one code at once: fewer than
+/// `TwoFactorMaxAttempts` (20, its ceiling). The attempt that reaches the
+/// maximum with a wrong code locks the account, and that lock may be set
+/// before the winner's success is written; the success is then refused
+/// with the locked page, as SPEC wants, and the race has no winner.
+const AT_ONCE: usize = 16;
+
 #[test]
-fn twenty_concurrent_submissions_of_one_code_succeed_once() {
+fn many_concurrent_submissions_of_one_code_succeed_once() {
     let s = stack("TwoFactorMaxAttempts 20\n");
     let (secret, _, _) = enroll(&s, "alice", 0);
     let code = code(&secret, 1);
     let port = s.protected.port;
-    // Twenty browsers, each with its own form, submit together.
-    let prepared: Vec<(Session, testkit::session::Form)> = (0..20)
+    // Many browsers, each with its own form, submit together.
+    let prepared: Vec<(Session, testkit::session::Form)> = (0..AT_ONCE)
         .map(|_| {
             let mut b = Session::direct(port, "alice");
             let page = b.follow("/app/");
@@ -151,7 +158,7 @@ fn twenty_concurrent_submissions_of_one_code_succeed_once() {
         .collect();
     let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     assert_eq!(statuses.iter().filter(|s| **s == 303).count(), 1, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 19, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), AT_ONCE - 1, "{statuses:?}");
 }
 
 #[test]
@@ -251,17 +258,17 @@ fn recovery_codes_work_once() {
     s.protected.wait_for_error_log("event=recovery-fail user=alice");
 }
 
-/// Twenty browsers post one recovery code at the same instant, straight
+/// Many browsers post one recovery code at the same instant, straight
 /// to the handler: one is let in (the code's end, the attempt's end and
 /// the completion written once), the others get the form again.
 #[test]
-fn twenty_concurrent_submissions_of_one_recovery_code_succeed_once() {
+fn many_concurrent_submissions_of_one_recovery_code_succeed_once() {
     let s = roomy_stack("TwoFactorMaxAttempts 20\n");
     let (_, codes, _) = enroll(&s, "alice", 0);
     let dn = s.slapd.user_dn("alice");
     let stored_codes = s.slapd.attr_values(&dn, "twoFactorRecovery").len();
     let completions = s.slapd.attr_values(&dn, "twoFactorCompletion").len();
-    let prepared: Vec<(Session, testkit::session::Form)> = (0..20)
+    let prepared: Vec<(Session, testkit::session::Form)> = (0..AT_ONCE)
         .map(|_| {
             let mut b = Session::direct(s.protected.port, "alice");
             b.follow("/app/");
@@ -283,7 +290,7 @@ fn twenty_concurrent_submissions_of_one_recovery_code_succeed_once() {
         .collect();
     let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     assert_eq!(statuses.iter().filter(|s| **s == 303).count(), 1, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 19, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), AT_ONCE - 1, "{statuses:?}");
     assert_eq!(s.slapd.attr_values(&dn, "twoFactorRecovery").len(), stored_codes - 1, "the code is used up once");
     assert_eq!(s.slapd.attr_values(&dn, "twoFactorCompletion").len(), completions + 1, "one completion recorded");
 }

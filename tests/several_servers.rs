@@ -67,6 +67,12 @@ fn on_form(port: u16, user: &str, action: &str) -> (Session, Form) {
     (b, form(&page.text(), action))
 }
 
+/// How many browsers post one right code at once: fewer than
+/// `TwoFactorMaxAttempts` (20, its ceiling), because the attempt that
+/// reaches the maximum with a wrong code locks the account and may do so
+/// before the winner's success is written (then no one wins, by design).
+const AT_ONCE: usize = 16;
+
 /// Posts each `(session, form, code)` at once; the statuses in order.
 fn at_once(prepared: Vec<(Session, Form, String)>) -> Vec<u16> {
     let barrier = Arc::new(Barrier::new(prepared.len()));
@@ -87,9 +93,9 @@ fn at_once(prepared: Vec<(Session, Form, String)>) -> Vec<u16> {
 fn a_completion_and_a_replayed_code_across_two_servers() {
     let t = two_servers("TwoFactorMaxAttempts 20\n");
     let [a, b] = t.ports();
-    // One code, ten browsers at each server at once: one wins.
+    // One code, eight browsers at each server at once: one wins.
     let right = code(1);
-    let prepared: Vec<_> = (0..20)
+    let prepared: Vec<_> = (0..AT_ONCE)
         .map(|i| {
             let (s, f) = on_form(if i % 2 == 0 { a } else { b }, "alice", "/totp");
             (s, f, right.clone())
@@ -145,8 +151,8 @@ fn an_emailed_passcode_works_once_across_two_servers() {
     assert_eq!(sent.status, 200, "{}", sent.text());
     let mail = t.s.smtp.wait_for_passcode_mails("bob@example.test", 1, Duration::from_secs(15)).remove(0);
     let passcode = passcode_in(&mail).unwrap();
-    // The same code from ten browsers at each server at once.
-    let prepared: Vec<_> = (0..20)
+    // The same code from eight browsers at each server at once.
+    let prepared: Vec<_> = (0..AT_ONCE)
         .map(|i| {
             let mut s = Session::direct(if i % 2 == 0 { a } else { b }, "bob");
             s.follow("/app/");
