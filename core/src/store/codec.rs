@@ -8,7 +8,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
+use crate::config::Algorithm;
 use crate::secret::constant_time_eq;
+use crate::totp::{Accepted, TotpParams};
 
 /// What a completion is bound to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,9 +149,106 @@ pub fn locked_until(values: &[String], now: u64) -> Option<u64> {
     }
 }
 
+// ---------------------------------------------------------------------------
+// TOTP (also `crate::totp::{TotpRecord, LastStep}`)
+
+/// `twoFactorTOTP`: the secret sealed by `Keys::seal` (opaque bytes here) and its parameters.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TotpRecord {
+    pub sealed: Vec<u8>,
+    pub params: TotpParams,
+    /// The hardware token's serial number, when the secret came from one.
+    pub serial: Option<String>,
+}
+
+impl std::fmt::Debug for TotpRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpRecord")
+            .field("sealed", &format_args!("<{} bytes>", self.sealed.len()))
+            .field("params", &self.params)
+            .finish()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct TotpRecordV1 {
+    v: u8,
+    /// base64url, unpadded.
+    s: String,
+    a: String,
+    d: u32,
+    p: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    n: Option<String>,
+}
+
+impl TotpRecord {
+    /// `{"v":1,"s":"<base64url>","a":"SHA1","d":6,"p":30}`
+    pub fn encode(&self) -> String {
+        let value = TotpRecordV1 {
+            v: 1,
+            s: URL_SAFE_NO_PAD.encode(&self.sealed),
+            a: self.params.algorithm.as_str().to_string(),
+            d: self.params.digits,
+            p: self.params.period,
+            n: self.serial.clone(),
+        };
+        serde_json::to_string(&value).unwrap_or_default()
+    }
+
+    /// `None` for anything but a well-formed version-1 value with valid parameters.
+    pub fn decode(text: &str) -> Option<TotpRecord> {
+        let raw: TotpRecordV1 = serde_json::from_str(text).ok()?;
+        if raw.v != 1 {
+            return None;
+        }
+        let sealed = URL_SAFE_NO_PAD.decode(&raw.s).ok()?;
+        if sealed.is_empty() {
+            return None;
+        }
+        let params = TotpParams::new(Algorithm::parse(&raw.a)?, raw.d, raw.p).ok()?;
+        Some(TotpRecord { sealed, params, serial: raw.n.filter(|n| n.len() <= 64) })
+    }
+}
+
+/// The stored state of `twoFactorTOTPLastStep`: the last accepted time step
+/// and the drift (in steps, accepted step minus the server's step) it was accepted at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastStep {
+    pub step: u64,
+    pub drift: i64,
+}
+
+impl From<Accepted> for LastStep {
+    fn from(accepted: Accepted) -> LastStep {
+        LastStep { step: accepted.step, drift: accepted.drift }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct LastStepV1 {
+    v: u8,
+    t: u64,
+    o: i64,
+}
+
+impl LastStep {
+    /// `{"v":1,"t":<step>,"o":<drift>}`
+    pub fn encode(&self) -> String {
+        serde_json::to_string(&LastStepV1 { v: 1, t: self.step, o: self.drift }).unwrap_or_default()
+    }
+
+    /// `None` for anything but a well-formed version-1 value.
+    pub fn decode(text: &str) -> Option<LastStep> {
+        let raw: LastStepV1 = serde_json::from_str(text).ok()?;
+        (raw.v == 1).then_some(LastStep { step: raw.t, drift: raw.o })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::totp::test_support::{p, SHA1_6_30};
 
     fn sample() -> Completion {
         Completion { bound: Bound::Session(vec![7; 32]), issued: 1000, expires: 1000 + 8 * 3600, method: "totp".into() }
@@ -218,5 +317,75 @@ mod tests {
         assert_eq!(locked_until(&[f.encode()], 2000), None);
         assert_eq!(locked_until(&[], 2000), None);
         assert_eq!(locked_until(&["{broken".into()], 2000), Some(LOCKED_UNTIL_UNLOCKED), "garbage fails closed");
+    }
+
+    // ----- codecs -----
+
+    #[test]
+    fn totp_record_round_trip_and_format() {
+        let record = TotpRecord {
+            sealed: vec![0xfb, 0xff, 1, 2, 3],
+            params: p(Algorithm::Sha256, 8, 60),
+            serial: Some("TK123".into()),
+        };
+        let text = record.encode();
+        assert_eq!(text, r#"{"v":1,"s":"-_8BAgM","a":"SHA256","d":8,"p":60,"n":"TK123"}"#);
+        assert_eq!(TotpRecord::decode(&text), Some(record.clone()));
+        for params in [SHA1_6_30, p(Algorithm::Sha512, 10, 30), p(Algorithm::Sha1, 4, 60)] {
+            let r = TotpRecord { sealed: vec![9; 80], params, serial: None };
+            assert_eq!(TotpRecord::decode(&r.encode()), Some(r));
+        }
+        assert!(!format!("{record:?}").contains("251"), "Debug must not print the bytes");
+        assert_eq!(
+            TotpRecord::decode(r#"{"v":1,"s":"AQID","a":"SHA1","d":6,"p":30}"#),
+            Some(TotpRecord { sealed: vec![1, 2, 3], params: SHA1_6_30, serial: None })
+        );
+    }
+
+    #[test]
+    fn totp_record_garbage() {
+        for text in [
+            "",
+            "null",
+            "{}",
+            "[]",
+            "AQID",
+            r#"{"v":2,"s":"AQID","a":"SHA1","d":6,"p":30}"#,
+            r#"{"v":1,"s":"","a":"SHA1","d":6,"p":30}"#,
+            r#"{"v":1,"s":"AQ==","a":"SHA1","d":6,"p":30}"#,
+            r#"{"v":1,"s":"A!ID","a":"SHA1","d":6,"p":30}"#,
+            r#"{"v":1,"s":"AQID","a":"MD5","d":6,"p":30}"#,
+            r#"{"v":1,"s":"AQID","a":"SHA1","d":7,"p":30}"#,
+            r#"{"v":1,"s":"AQID","a":"SHA1","d":6,"p":0}"#,
+            r#"{"v":1,"s":"AQID","a":"SHA1","d":-6,"p":30}"#,
+            r#"{"v":1,"s":"AQID","a":"SHA1","d":6}"#,
+            r#"{"v":1,"s":7,"a":"SHA1","d":6,"p":30}"#,
+            r#"{"v":1,"s":"AQID","a":"SHA1","d":6,"p":30"#,
+        ] {
+            assert_eq!(TotpRecord::decode(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn last_step_round_trip_and_garbage() {
+        for last in [
+            LastStep { step: 0, drift: 0 },
+            LastStep { step: 58_907_520, drift: -4 },
+            LastStep { step: u64::MAX, drift: i64::MIN },
+        ] {
+            assert_eq!(LastStep::decode(&last.encode()), Some(last));
+        }
+        assert_eq!(LastStep { step: 58_907_520, drift: 3 }.encode(), r#"{"v":1,"t":58907520,"o":3}"#);
+        for text in [
+            "",
+            "{}",
+            r#"{"v":2,"t":1,"o":0}"#,
+            r#"{"v":1,"t":-1,"o":0}"#,
+            r#"{"v":1,"t":1}"#,
+            r#"{"v":1,"t":"1","o":0}"#,
+            "1",
+        ] {
+            assert_eq!(LastStep::decode(text), None, "{text}");
+        }
     }
 }
