@@ -5,13 +5,14 @@ use serde::Serialize;
 
 use crate::completion;
 use crate::config::{Role, Settings};
-use crate::factors::recovery;
+use crate::factors::totp::{Enrollment, Replacing};
+use crate::factors::{self, recovery};
 use crate::keys::Keys;
 use crate::mail::{Mailer, SmtpMailer};
 use crate::notify::{self, Notice, Origin};
 use crate::secret::Secret;
 use crate::store::codec::{Bound, Completion, Failures, LOCKED_UNTIL_UNLOCKED};
-use crate::store::{Change, Directory, Lookup, StoreError, UserEntry};
+use crate::store::{schema, Change, Directory, Lookup, StoreError};
 use crate::totp::{self, seal_context, TotpParams, TotpRecord};
 
 /// Why an administrative command failed; `exit_code` follows Unix habits.
@@ -123,7 +124,7 @@ pub fn status(directory: &dyn Directory, settings: &Settings, user: &str, now: u
     Ok(Status {
         user: entry.username.clone(),
         dn: entry.dn.clone(),
-        enrolled: !entry.values(settings.attribute(Role::Totp)).is_empty(),
+        enrolled: factors::TOTP.enrolled(&entry, settings),
         totp: entry.values(settings.attribute(Role::Totp)).first().and_then(|v| TotpRecord::decode(v)).map(|r| {
             TotpInfo {
                 algorithm: r.params.algorithm.as_str(),
@@ -157,17 +158,10 @@ fn keys(settings: &Settings) -> Result<&Keys, AdminError> {
     settings.keys.as_ref().ok_or_else(|| AdminError::Usage("TwoFactorSecretKeyFile is not set".into()))
 }
 
-/// The changes that make `record` the user's TOTP secret: the replay state
-/// starts over, and the auxiliary class is added where needed.
-fn totp_changes(settings: &Settings, entry: &UserEntry, record: &TotpRecord) -> Vec<Change> {
-    let totp_attr = settings.attribute(Role::Totp);
-    let mut changes = Vec::with_capacity(3);
-    if let Some(class) = completion::class_for(totp_attr).filter(|c| !entry.has_object_class(c)) {
-        changes.push(Change::Add("objectClass".into(), vec![class.into()]));
-    }
-    changes.push(Change::Replace(totp_attr.into(), vec![record.encode()]));
-    changes.push(Change::Replace(settings.attribute(Role::TotpLast).into(), Vec::new()));
-    changes
+/// An administrator's enrollment replaces whatever is stored, starts the
+/// replay state over and leaves the recovery codes alone.
+fn admin_enrollment(record: &TotpRecord) -> Enrollment<'_> {
+    Enrollment { record, replacing: Replacing::Whatever, confirmed: None, recovery: None }
 }
 
 /// A new enrollment made by an administrator.
@@ -201,7 +195,7 @@ pub fn enroll(
     };
     let sealed = keys.seal(&seal_context(&entry.username), secret.expose()).map_err(AdminError::Io)?;
     let record = TotpRecord { sealed, params, serial: None };
-    directory.modify(&entry.dn, &totp_changes(settings, &entry, &record))?;
+    directory.modify(&entry.dn, &factors::totp::enrollment_changes(settings, &entry, admin_enrollment(&record)))?;
     Ok(Enrolled {
         replaced: !entry.values(settings.attribute(Role::Totp)).is_empty(),
         uri: totp::otpauth_uri(&settings.totp_issuer, &entry.username, secret.expose(), params),
@@ -262,7 +256,8 @@ pub fn import(
         if !dry_run {
             let sealed = keys.seal(&seal_context(&entry.username), seed.secret.expose()).map_err(AdminError::Io)?;
             let record = TotpRecord { sealed, params: seed.params, serial: Some(seed.serial.clone()) };
-            directory.modify(&entry.dn, &totp_changes(settings, &entry, &record))?;
+            directory
+                .modify(&entry.dn, &factors::totp::enrollment_changes(settings, &entry, admin_enrollment(&record)))?;
         }
         assigned.push(ImportedToken {
             serial: seed.serial,
@@ -287,7 +282,7 @@ pub fn new_recovery_codes(
     let codes = recovery::generate(n).map_err(AdminError::Io)?;
     let attr = settings.attribute(Role::Recovery);
     let mut changes = Vec::with_capacity(2);
-    if let Some(class) = completion::class_for(attr).filter(|c| !entry.has_object_class(c)) {
+    if let Some(class) = schema::class_for(attr).filter(|c| !entry.has_object_class(c)) {
         changes.push(Change::Add("objectClass".into(), vec![class.into()]));
     }
     let values = codes.iter().map(|c| recovery::stored_value(keys, &entry.username, c)).collect();

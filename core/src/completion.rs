@@ -4,16 +4,8 @@
 use crate::config::{Role, Settings};
 use crate::keys::Keys;
 use crate::store::codec::{Bound, Completion};
+use crate::store::schema::class_for;
 use crate::store::{Change, Directory, Lookup, StoreError};
-
-/// The auxiliary class of the project's schema.
-pub const OBJECT_CLASS: &str = "twoFactorUser";
-/// The auxiliary class an attribute needs: the project's class for the
-/// project's own attributes, none for attributes mapped onto an existing
-/// schema (`TwoFactorAttribute`).
-pub fn class_for(attr: &str) -> Option<&'static str> {
-    Role::ALL.iter().any(|r| r.default_attribute().eq_ignore_ascii_case(attr)).then_some(OBJECT_CLASS)
-}
 
 /// Attempts of the compare-and-swap write before giving up (each round of
 /// a race has a winner).

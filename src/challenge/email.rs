@@ -4,13 +4,12 @@
 use std::ffi::c_int;
 use std::time::Duration;
 
-use twofactor_core::completion;
 use twofactor_core::config::{Method, Role};
 use twofactor_core::csrf::{self, Use};
 use twofactor_core::factors::{self, email::EmailCode};
 use twofactor_core::mail::{Mailer, SmtpMailer};
 use twofactor_core::store::cas::{self, Decision};
-use twofactor_core::store::{Change, Directory, StoreError, UserEntry};
+use twofactor_core::store::{schema, Change, Directory, StoreError, UserEntry};
 
 use super::{pages, send_page, Ctx};
 use crate::apache::log::{event, Level};
@@ -90,7 +89,7 @@ pub fn send(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
     let ttl = s.email_code_ttl.as_secs();
     let interval = s.email_resend_interval.as_secs();
     let attr = s.attribute(Role::EmailCode);
-    let stored = cas::update(&ctx.directory, &user, attr, completion::class_for(attr), |_, current| {
+    let stored = cas::update(&ctx.directory, &user, attr, schema::class_for(attr), |_, current| {
         let wait = current.and_then(EmailCode::decode).map_or(0, |c| c.resend_wait(now, interval));
         if wait > 0 {
             return Decision::Keep(Err(wait));
@@ -148,7 +147,7 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
     if let Err(status) = purpose.check(req, ctx, &entry) {
         return status;
     }
-    let count = match super::reserve_attempt(req, ctx, &entry, "email") {
+    let count = match super::reserve_attempt(req, ctx, &entry, &factors::EMAIL) {
         Ok(count) => count,
         Err(status) => return status,
     };
@@ -166,7 +165,7 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
         }
     }
     let reason = if stored.is_none() { "no-code" } else { "wrong" };
-    match super::wrong_code(req, ctx, &entry, "email", reason, count) {
+    match super::wrong_code(req, ctx, &entry, &factors::EMAIL, reason, count) {
         Ok(message) => {
             let message = if stored.is_none() {
                 "That code has expired or was already used. Ask for a new one."

@@ -17,11 +17,12 @@ use serde::{Deserialize, Serialize};
 use twofactor_core::completion;
 use twofactor_core::config::{EnrollmentProof, Method, Role};
 use twofactor_core::csrf::{self, Use};
+use twofactor_core::factors::totp::{enrollment_changes, Enrollment, Replacing};
 use twofactor_core::factors::{self, recovery};
 use twofactor_core::notify::Notice;
 use twofactor_core::secret::Secret;
-use twofactor_core::store::{Change, Directory, StoreError, UserEntry};
-use twofactor_core::totp::{self, LastStep, TotpParams, TotpRecord};
+use twofactor_core::store::{Directory, StoreError, UserEntry};
+use twofactor_core::totp::{self, TotpParams, TotpRecord};
 
 use super::{pages, send_page, Ctx};
 use crate::apache::log::{event, Level};
@@ -72,12 +73,6 @@ pub fn needs_mail_proof(ctx: &Ctx<'_>) -> bool {
     ctx.st.settings.enrollment_proof == EnrollmentProof::Email
 }
 
-/// Whether the user holds a factor already (an authenticator, or recovery codes).
-fn has_factor(ctx: &Ctx<'_>, entry: &UserEntry) -> bool {
-    let s = &ctx.st.settings;
-    !entry.values(s.attribute(Role::Totp)).is_empty() || !entry.values(s.attribute(Role::Recovery)).is_empty()
-}
-
 /// Whether this browser completed the challenge in the last minutes with a
 /// factor the user already holds (the emailed passcode proves the mailbox only).
 fn recent_factor_completion(req: &Request<'_>, ctx: &Ctx<'_>, entry: &UserEntry) -> bool {
@@ -95,7 +90,7 @@ pub fn refusal(req: &Request<'_>, ctx: &Ctx<'_>, entry: &UserEntry) -> Option<(&
     if !allowed_here(ctx) {
         return Some(("enrollment-not-allowed", "Setting up a second factor is not possible from here."));
     }
-    if has_factor(ctx, entry) && !recent_factor_completion(req, ctx, entry) {
+    if factors::holds_any(entry, &ctx.st.settings) && !recent_factor_completion(req, ctx, entry) {
         return Some((
             "enrollment-needs-recent-factor",
             "You already have a second factor. Sign in with it (your authenticator or a recovery code) first, \
@@ -240,23 +235,17 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
         },
         _ => Vec::new(),
     };
-    let totp_attr = s.attribute(Role::Totp);
-    let previous = entry.values(totp_attr).first().cloned();
-    let mut changes = Vec::with_capacity(5);
-    let own_schema = totp_attr == Role::Totp.default_attribute();
-    if own_schema && !entry.has_object_class(completion::OBJECT_CLASS) {
-        changes.push(Change::Add("objectClass".into(), vec![completion::OBJECT_CLASS.into()]));
-    }
+    let previous = entry.values(s.attribute(Role::Totp)).first().map(String::as_str);
+    let hashes = codes.iter().map(|c| recovery::stored_value(ctx.keys, &entry.username, c)).collect();
     // Compare-and-swap on the stored authenticator: of two confirmations
     // (two browsers, or one form posted twice) exactly one lands.
-    if let Some(old) = &previous {
-        changes.push(Change::Delete(totp_attr.into(), vec![old.clone()]));
-    }
-    changes.push(Change::Add(totp_attr.into(), vec![record.encode()]));
-    changes.push(Change::Replace(s.attribute(Role::TotpLast).into(), vec![LastStep::from(accepted).encode()]));
-    let hashes = codes.iter().map(|c| recovery::stored_value(ctx.keys, &entry.username, c)).collect();
-    changes.push(Change::Replace(s.attribute(Role::Recovery).into(), hashes));
-    match ctx.directory.modify(&entry.dn, &changes) {
+    let enrollment = Enrollment {
+        record: &record,
+        replacing: Replacing::Exactly(previous),
+        confirmed: Some(accepted),
+        recovery: Some(hashes),
+    };
+    match ctx.directory.modify(&entry.dn, &enrollment_changes(s, &entry, enrollment)) {
         Ok(()) => {}
         Err(StoreError::Conflict) => {
             return super::start(req, ctx, Some("Your authenticator was changed meanwhile. Sign in with it."));
@@ -265,7 +254,7 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
     }
     let notice = Notice::Enrolled { replaced: previous.is_some(), recovery_codes: codes.len() };
     super::notify::queue(req, ctx, &entry, notice);
-    match super::record_success(req, ctx, &entry.username, "enrolled", false) {
+    match super::record_success(req, ctx, &entry.username, factors::ENROLLED, false) {
         Ok(target) => send_page(req, status::OK, &pages::enrolled(&codes, &target)),
         Err(status) => status,
     }

@@ -21,6 +21,7 @@ use twofactor_core::completion;
 use twofactor_core::config::{DirConfig, Method, Role};
 use twofactor_core::csrf::{self, Use};
 use twofactor_core::factors::lockout::{self, Reservation};
+use twofactor_core::factors::{self, Factor};
 use twofactor_core::keys::Keys;
 use twofactor_core::notify::Notice;
 use twofactor_core::store::codec::{self as store_codec, LOCKED_UNTIL_UNLOCKED};
@@ -93,14 +94,24 @@ pub fn handler(req: &mut Request<'_>) -> c_int {
     }
     match (post, route.as_str()) {
         (false, "") => start(req, &mut ctx, None),
-        (true, "/totp") => totp::submit(req, &mut ctx),
         (true, "/email/send") => email::send(req, &mut ctx),
-        (true, "/email") => email::submit(req, &mut ctx),
         (false, "/recovery") => recovery::page(req, &mut ctx, None),
-        (true, "/recovery") => recovery::submit(req, &mut ctx),
         (false, "/enroll") => enroll::page(req, &mut ctx),
         (true, "/enroll") => enroll::submit(req, &mut ctx),
+        (true, route) => match factors::by_route(route) {
+            Some(factor) => submit_code(factor)(req, &mut ctx),
+            None => status::NOT_FOUND,
+        },
         _ => status::NOT_FOUND,
+    }
+}
+
+/// Where each factor's code is checked (its route is in the registry).
+fn submit_code(factor: &Factor) -> fn(&mut Request<'_>, &mut Ctx<'_>) -> c_int {
+    match factor.method {
+        Method::Totp => totp::submit,
+        Method::Email => email::submit,
+        Method::Recovery => recovery::submit,
     }
 }
 
@@ -257,7 +268,7 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn mail_address<'e>(&self, entry: &'e UserEntry) -> Option<&'e str> {
-        entry.values(&self.st.settings.mail_attribute).first().map(String::as_str).filter(|m| m.contains('@'))
+        factors::email::address(entry, &self.st.settings)
     }
 
     pub fn locked_until(&self, entry: &UserEntry) -> Option<u64> {
@@ -271,7 +282,7 @@ impl<'a> Ctx<'a> {
         let can_mail = s.smtp.is_some() && self.mail_address(entry).is_some();
         pages::Options {
             email: self.offers(Method::Email) && can_mail,
-            recovery: self.offers(Method::Recovery) && !entry.values(s.attribute(Role::Recovery)).is_empty(),
+            recovery: self.offers(Method::Recovery) && factors::RECOVERY.enrolled(entry, s),
             enroll: enroll::offer(req, self, entry, can_mail),
         }
     }
@@ -304,7 +315,7 @@ pub(crate) fn start(req: &mut Request<'_>, ctx: &mut Ctx<'_>, error: Option<&str
         Ok(entry) => entry,
         Err(status) => return status,
     };
-    let enrolled = !entry.values(ctx.st.settings.attribute(Role::Totp)).is_empty();
+    let enrolled = factors::TOTP.enrolled(&entry, &ctx.st.settings);
     let options = ctx.options(req, &entry);
     let mail = ctx.mail_address(&entry).map(mask_mail);
     let body = if enrolled && ctx.offers(Method::Totp) {
@@ -337,8 +348,9 @@ pub(crate) fn reserve_attempt(
     req: &mut Request<'_>,
     ctx: &Ctx<'_>,
     entry: &UserEntry,
-    method: &str,
+    factor: &Factor,
 ) -> Result<u32, c_int> {
+    let method = factor.method.as_str();
     match lockout::reserve_attempt(&ctx.directory, &ctx.st.settings, &ctx.user, ctx.now) {
         Ok(Reservation::Granted { count, ended_lock }) => {
             if ended_lock {
@@ -379,12 +391,11 @@ pub(crate) fn wrong_code(
     req: &mut Request<'_>,
     ctx: &Ctx<'_>,
     entry: &UserEntry,
-    method: &str,
+    factor: &Factor,
     reason: &str,
     count: u32,
 ) -> Result<String, c_int> {
-    let event_name = format!("{method}-fail");
-    event!(req, Level::Warn, &event_name, "user" = ctx.user.as_str(), "reason" = reason, "failures" = count);
+    event!(req, Level::Warn, factor.fail_event, "user" = ctx.user.as_str(), "reason" = reason, "failures" = count);
     match lockout::record_wrong_code(&ctx.directory, &ctx.st.settings, &ctx.user, ctx.now) {
         Ok(Some(until)) => {
             event!(req, Level::Warn, "locked", "user" = ctx.user.as_str(), "until" = until);
@@ -487,21 +498,11 @@ pub(crate) fn record_success(
     event!(
         req,
         Level::Info,
-        method_event(method),
+        factors::success_event(method),
         "user" = canonical,
         "return" = text::log_field(target.as_bytes(), 200)
     );
     Ok(target)
-}
-
-fn method_event(method: &str) -> &'static str {
-    match method {
-        "totp" => "totp-ok",
-        "email" => "email-ok",
-        "recovery" => "recovery-ok",
-        "enrolled" => "enrolled",
-        _ => "completed",
-    }
 }
 
 /// The directory failed: one log line (summarised) and a clear page.

@@ -3,7 +3,7 @@
 use std::ffi::c_int;
 
 use twofactor_core::config::{Method, Role};
-use twofactor_core::factors::recovery;
+use twofactor_core::factors::{self, recovery};
 use twofactor_core::notify::Notice;
 use twofactor_core::store::{Change, Directory, StoreError};
 
@@ -26,7 +26,7 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
         Ok(entry) => entry,
         Err(status) => return status,
     };
-    let count = match super::reserve_attempt(req, ctx, &entry, "recovery") {
+    let count = match super::reserve_attempt(req, ctx, &entry, &factors::RECOVERY) {
         Ok(count) => count,
         Err(status) => return status,
     };
@@ -44,7 +44,7 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
             Err(e) => return super::directory_trouble(req, ctx, &e),
         }
     }
-    match super::wrong_code(req, ctx, &entry, "recovery", "wrong", count) {
+    match super::wrong_code(req, ctx, &entry, &factors::RECOVERY, "wrong", count) {
         Ok(message) => page(req, ctx, Some(&message)),
         Err(status) => status,
     }

@@ -34,7 +34,7 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
         );
     };
     // Counted before it is checked: parallel guesses cannot outrun the lock.
-    let count = match super::reserve_attempt(req, ctx, &entry, "totp") {
+    let count = match super::reserve_attempt(req, ctx, &entry, &factors::TOTP) {
         Ok(count) => count,
         Err(status) => return status,
     };
@@ -64,7 +64,7 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
         }
         Err(rejection) => rejection.as_str(),
     };
-    match super::wrong_code(req, ctx, &entry, "totp", reason, count) {
+    match super::wrong_code(req, ctx, &entry, &factors::TOTP, reason, count) {
         Ok(message) => {
             let message = if reason == "replayed" {
                 "That code was already used. Wait for the next one.".to_string()

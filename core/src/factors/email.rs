@@ -5,8 +5,15 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
+use crate::config::Settings;
 use crate::keys::Keys;
 use crate::secret::constant_time_eq;
+use crate::store::UserEntry;
+
+/// The user's mail address (`TwoFactorMailAttribute`), if it looks like one.
+pub fn address<'e>(entry: &'e UserEntry, settings: &Settings) -> Option<&'e str> {
+    entry.values(&settings.mail_attribute).first().map(String::as_str).filter(|m| m.contains('@'))
+}
 
 /// Digits of an emailed passcode.
 pub const DIGITS: u32 = 8;

@@ -15,7 +15,7 @@ use crate::completion;
 use crate::config::{Role, Settings};
 use crate::store::cas::{self, Decision};
 use crate::store::codec::{Completion, Failures, LOCKED_UNTIL_UNLOCKED};
-use crate::store::{Change, Directory, Lookup, StoreError};
+use crate::store::{schema, Change, Directory, Lookup, StoreError};
 
 /// The rules of one server: how many attempts, and how long a lock lasts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,7 +153,7 @@ pub fn attempts_left(count: u32, max_attempts: u32) -> u32 {
 /// The failures attribute of these settings and its auxiliary class.
 fn failures_attribute(settings: &Settings) -> (&str, Option<&'static str>) {
     let attr = settings.attribute(Role::Failures);
-    (attr, completion::class_for(attr))
+    (attr, schema::class_for(attr))
 }
 
 /// Reserves one attempt of `user` in the directory (one compare-and-swap;
@@ -245,7 +245,7 @@ pub fn record_right_code_and_completion(
             Ok(update) => update,
             Err(until) => return Ok(Err(until)),
         };
-        let class = completion::class_for(completions).filter(|c| !entry.has_object_class(c));
+        let class = schema::class_for(completions).filter(|c| !entry.has_object_class(c));
         let mut changes = completion::record_changes(completions, entry.values(completions), new, new.issued, class);
         changes.extend(failure_changes(failures, current, update));
         match directory.modify(&entry.dn, &changes) {

@@ -1,10 +1,12 @@
-//! The directory's part of a TOTP check: a time step is used once.
+//! The directory's part of TOTP: a time step is used once, and the one
+//! modify that stores a new authenticator (for the enrollment page and for
+//! `twofactorctl enroll|import` alike).
 
-use crate::completion::class_for;
 use crate::config::{Role, Settings};
 use crate::store::cas::{self, Decision};
-use crate::store::{Directory, StoreError};
-use crate::totp::{Accepted, LastStep};
+use crate::store::schema::class_for;
+use crate::store::{Change, Directory, StoreError, UserEntry};
+use crate::totp::{Accepted, LastStep, TotpRecord};
 
 /// Moves `user`'s last used step forward to `accepted` in one
 /// compare-and-swap. `Ok(false)`: that step (or a later one) was used
@@ -21,6 +23,55 @@ pub fn use_step(
         Some(stored) if stored.step >= accepted.step => Decision::Keep(false),
         _ => Decision::Write(Some(LastStep::from(accepted).encode()), true),
     })
+}
+
+/// What a new authenticator replaces.
+#[derive(Debug, Clone, Copy)]
+pub enum Replacing<'a> {
+    /// Whatever is stored (an administrator's enrollment).
+    Whatever,
+    /// Exactly this stored value, or nothing (`None`): a compare-and-swap,
+    /// so that of two confirmations of one shown secret one lands.
+    Exactly(Option<&'a str>),
+}
+
+/// A new authenticator to store.
+pub struct Enrollment<'a> {
+    pub record: &'a TotpRecord,
+    pub replacing: Replacing<'a>,
+    /// The step of the code that confirmed it, so that this code is not
+    /// accepted again; `None`: the replay state starts empty.
+    pub confirmed: Option<Accepted>,
+    /// The stored values of new recovery codes, replacing any (`None`:
+    /// the recovery codes stay as they are).
+    pub recovery: Option<Vec<String>>,
+}
+
+/// The one modify that stores `enrollment` in `entry`: the auxiliary class
+/// where the attribute needs it, the authenticator, its replay state and,
+/// if given, the recovery codes.
+pub fn enrollment_changes(settings: &Settings, entry: &UserEntry, enrollment: Enrollment<'_>) -> Vec<Change> {
+    let totp_attr = settings.attribute(Role::Totp);
+    let mut changes = Vec::with_capacity(5);
+    if let Some(class) = class_for(totp_attr).filter(|c| !entry.has_object_class(c)) {
+        changes.push(Change::Add("objectClass".into(), vec![class.into()]));
+    }
+    let new = enrollment.record.encode();
+    match enrollment.replacing {
+        Replacing::Whatever => changes.push(Change::Replace(totp_attr.into(), vec![new])),
+        Replacing::Exactly(previous) => {
+            if let Some(old) = previous {
+                changes.push(Change::Delete(totp_attr.into(), vec![old.to_string()]));
+            }
+            changes.push(Change::Add(totp_attr.into(), vec![new]));
+        }
+    }
+    let last = enrollment.confirmed.map(|accepted| LastStep::from(accepted).encode());
+    changes.push(Change::Replace(settings.attribute(Role::TotpLast).into(), last.into_iter().collect()));
+    if let Some(values) = enrollment.recovery {
+        changes.push(Change::Replace(settings.attribute(Role::Recovery).into(), values));
+    }
+    changes
 }
 
 #[cfg(test)]
@@ -55,5 +106,83 @@ mod tests {
         });
         assert_eq!(results.iter().filter(|r| **r == Ok(true)).count(), 1, "{results:?}");
         assert!(results.iter().all(|r| matches!(r, Ok(_) | Err(StoreError::Conflict))), "{results:?}");
+    }
+
+    fn record(settings: &Settings, secret: &[u8]) -> TotpRecord {
+        let sealed = settings.keys.as_ref().unwrap().seal(b"test", secret).unwrap();
+        TotpRecord { sealed, params: crate::totp::TotpParams::default(), serial: None }
+    }
+
+    fn find(directory: &MemoryDirectory, user: &str) -> UserEntry {
+        match directory.find_user(user, &[]).unwrap() {
+            crate::store::Lookup::Found(entry) => entry,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_confirmed_enrollment_lands_once_and_uses_up_its_code() {
+        let settings = testing::settings(&[]);
+        let directory = MemoryDirectory::default().with_user("alice", &[("twoFactorRecovery", &["old-code"])]);
+        let entry = find(&directory, "alice");
+        let first = record(&settings, b"first secret");
+        let confirmed = |record| Enrollment {
+            record,
+            replacing: Replacing::Exactly(None),
+            confirmed: Some(Accepted { step: 9, drift: 0 }),
+            recovery: Some(vec!["new-code".into()]),
+        };
+        directory.modify(&entry.dn, &enrollment_changes(&settings, &entry, confirmed(&first))).unwrap();
+        assert_eq!(directory.values("alice", "objectClass"), ["twoFactorUser"]);
+        assert_eq!(directory.values("alice", "twoFactorTOTP"), [first.encode()]);
+        assert_eq!(directory.values("alice", "twoFactorRecovery"), ["new-code"]);
+        assert_eq!(use_step(&directory, &settings, "alice", Accepted { step: 9, drift: 0 }), Ok(false), "its code");
+        // The same shown secret confirmed again, from the entry read before:
+        // the compare-and-swap fails, nothing changes.
+        let second = record(&settings, b"second secret");
+        let changes = enrollment_changes(&settings, &entry, confirmed(&second));
+        assert_eq!(directory.modify(&entry.dn, &changes), Err(StoreError::Conflict));
+        assert_eq!(directory.values("alice", "twoFactorTOTP"), [first.encode()]);
+        // Replacing exactly what is stored lands.
+        let now = find(&directory, "alice");
+        let current = first.encode();
+        let replace = Enrollment { replacing: Replacing::Exactly(Some(current.as_str())), ..confirmed(&second) };
+        directory.modify(&now.dn, &enrollment_changes(&settings, &now, replace)).unwrap();
+        assert_eq!(directory.values("alice", "twoFactorTOTP"), [second.encode()]);
+    }
+
+    #[test]
+    fn an_administrators_enrollment_replaces_whatever_is_stored_and_keeps_the_recovery_codes() {
+        let settings = testing::settings(&[]);
+        let directory = MemoryDirectory::default().with_user(
+            "alice",
+            &[("objectClass", &["twoFactorUser"]), ("twoFactorTOTP", &["old"]), ("twoFactorRecovery", &["code"])],
+        );
+        use_step(&directory, &settings, "alice", Accepted { step: 5, drift: 0 }).unwrap();
+        let entry = find(&directory, "alice");
+        let new = record(&settings, b"new secret");
+        let admin = Enrollment { record: &new, replacing: Replacing::Whatever, confirmed: None, recovery: None };
+        let changes = enrollment_changes(&settings, &entry, admin);
+        assert!(!changes.iter().any(|c| matches!(c, Change::Add(a, _) if a == "objectClass")), "{changes:?}");
+        directory.modify(&entry.dn, &changes).unwrap();
+        assert_eq!(directory.values("alice", "twoFactorTOTP"), [new.encode()]);
+        assert!(directory.values("alice", "twoFactorTOTPLastStep").is_empty(), "the replay state starts over");
+        assert_eq!(directory.values("alice", "twoFactorRecovery"), ["code"]);
+    }
+
+    #[test]
+    fn the_class_is_added_whatever_the_case_of_the_attribute_name_and_never_for_a_mapped_one() {
+        let entry = UserEntry::new("uid=alice".into(), "alice".into(), Vec::new());
+        let adds_class = |extra: &[&str]| {
+            let settings = testing::settings(extra);
+            let new = record(&settings, b"secret");
+            let e = Enrollment { record: &new, replacing: Replacing::Whatever, confirmed: None, recovery: None };
+            enrollment_changes(&settings, &entry, e)
+                .iter()
+                .any(|c| matches!(c, Change::Add(a, _) if a == "objectClass"))
+        };
+        assert!(adds_class(&[]));
+        assert!(adds_class(&["TwoFactorAttribute totp TWOFACTORTOTP"]));
+        assert!(!adds_class(&["TwoFactorAttribute totp description"]));
     }
 }

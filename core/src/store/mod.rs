@@ -7,6 +7,7 @@ pub mod escape;
 mod ldap;
 #[cfg(test)]
 pub(crate) mod memory;
+pub mod schema;
 mod seeded;
 
 use std::fmt;
