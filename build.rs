@@ -4,6 +4,9 @@
 //! `apr-1-config`), never hard-coded; `APXS`, `APR_CONFIG`,
 //! `TWOFACTOR_APACHE_INCLUDE` and `TWOFACTOR_APR_INCLUDE` override them.
 
+// A build that cannot find Apache's headers stops with a message.
+#![allow(clippy::expect_used)]
+
 use std::env;
 use std::path::PathBuf;
 use std::process::Command;
@@ -70,7 +73,7 @@ fn main() {
         .allowlist_function("apr_table_get|apr_table_set|apr_table_setn|apr_table_unset|apr_table_add|apr_table_make")
         .allowlist_var("OK|DECLINED|DONE|HTTP_.*|APLOG_.*|MODULE_MAGIC_.*|M_.*|AP_MODULE_FLAG_NONE|REQUEST_CHUNKED_DECHUNK|APR_SUCCESS")
         .allowlist_var("twofactor_cmds")
-        .allowlist_function("twofactor_register_hooks")
+        .allowlist_function("twofactor_register_hooks|twofactor_module_index")
         .derive_debug(false)
         .derive_default(false)
         .layout_tests(true)

@@ -86,3 +86,11 @@ void twofactor_register_hooks(apr_pool_t *p)
      * notices by mail. */
     ap_hook_log_transaction(twofactor_log_transaction, NULL, NULL, APR_HOOK_LAST);
 }
+
+/* Defined in Rust (src/ffi/module.rs). */
+extern module AP_MODULE_DECLARE_DATA twofactor_module;
+
+int twofactor_module_index(void)
+{
+    return twofactor_module.module_index;
+}

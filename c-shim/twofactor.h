@@ -12,6 +12,9 @@
 /* Defined in mod_twofactor.c, referenced by the Rust `module` struct. */
 extern const command_rec twofactor_cmds[];
 void twofactor_register_hooks(apr_pool_t *p);
+/* The index Apache gave the module: the Rust wrappers read it here rather
+ * than import the `module` struct that the exports' layer defines. */
+int twofactor_module_index(void);
 
 /* Defined in Rust. */
 const char *twofactor_set_directive(cmd_parms *cmd, void *dir_config,

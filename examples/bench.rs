@@ -25,6 +25,7 @@
 //! `scripts/bench.sh [ROUNDS] [SECONDS]` builds and runs it (ROUNDS 0: only
 //! the callgrind comparison). It writes target/bench/results.md and
 //! target/bench/chart.svg, and keeps the profiles in target/bench/.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step stops the run
 
 use std::fs;
 use std::process::Command;

@@ -10,6 +10,7 @@
 //! Build with `cargo build --release --workspace --lib --bins --examples`,
 //! then run `target/release/examples/soak [REQUESTS] [ROUND] [WARMUP]`
 //! (scripts/soak.sh).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step stops the run
 
 #[path = "../tests/support/soak_rig.rs"]
 mod soak_rig;

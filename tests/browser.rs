@@ -8,6 +8,7 @@
 //! `test-artifacts/screenshots/<test>/NN-<page>.png` under the repository's
 //! root (emptied when the test starts); a failing browser command saves
 //! `failure-N.png` and `failure-N.html` there too.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step stops the run
 
 use std::cell::Cell;
 use std::fs;

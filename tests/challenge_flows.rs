@@ -3,6 +3,7 @@
 //! codes, lockout, and the hostile cases (replay, races, skew, CSRF,
 //! hijacked enrollment, mail bombing). The pages in a real browser are in
 //! tests/browser.rs.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step stops the run
 
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -1,6 +1,7 @@
 //! Every directive through a real `apache2 -t`: good values pass, bad ones
 //! fail with one line naming the directive, the value and what is allowed;
 //! combinations that cannot work are refused by the configuration check.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step stops the run
 
 use std::fs;
 use std::path::Path;

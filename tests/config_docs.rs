@@ -3,6 +3,7 @@
 //! (`directives::ALL`), and the shipped example configuration
 //! (apache-conf/twofactor.conf), where every directive is documented at the
 //! start of a line with a value the parser accepts. No processes.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step stops the run
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -1,6 +1,7 @@
 //! The gateway's identity assertion, through real Apache: only the trusted
 //! gateway may assert a user, only in one clean header, and nothing that
 //! looks like it reaches a backend.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step stops the run
 
 use testkit::backend::{seen_header, MARKER};
 use testkit::http::{basic_auth, Headers, Request, GATEWAY_ADDR, STRANGER_ADDR};

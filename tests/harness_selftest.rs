@@ -1,5 +1,6 @@
 //! Self-tests of the integration-test harness (the testkit crate): slapd with the
 //! twofactor schema and ACLs, smtp-sink, and the schema files themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step stops the run
 
 use testkit as common;
 

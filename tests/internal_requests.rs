@@ -3,6 +3,7 @@
 //! ErrorDocument, with and without the gateway's shared secret; what
 //! mod_cache may keep of an enforced response; and a request whose
 //! per-directory record is missing.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step stops the run
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -2,6 +2,7 @@
 //! stand-in gateway, half with a hardware token's TOTP code, half with a
 //! mailed passcode: each ends on the backend with their own identity, no
 //! one gets another's completion, and no lock is set by mistake.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step stops the run
 
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -6,6 +6,7 @@
 //! duration of the test: a guard purges the package and disables the
 //! module even when an assertion fails halfway. The system's Apache is
 //! never started or reloaded.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step stops the run
 
 use std::fs::{self, File};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

@@ -2,6 +2,7 @@
 //! a 500 (or a configuration error) and one log line, and the same child
 //! goes on serving. The panicking paths exist only in builds with the
 //! `test-hooks` feature, which scripts/test.sh enables.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step stops the run
 
 use testkit::apache::{config_test, ApacheOptions};
 use testkit::http::Request;

@@ -5,6 +5,7 @@
 //! running on the other. The replication lag is measured, and what it
 //! means for replay and lockout: within the lag each provider decides on
 //! its own (docs/operations.md, "Several sites").
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step stops the run
 
 use std::path::Path;
 use std::process::Command;

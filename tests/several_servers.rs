@@ -2,6 +2,7 @@
 //! the lockout (parallel guesses split between them), TOTP replay and
 //! single-use passcodes hold across all of them, and a lock survives a
 //! restart. (Two replicated directories: tests/replication.rs.)
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step stops the run
 
 use std::process::Command;
 use std::sync::{Arc, Barrier};

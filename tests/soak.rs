@@ -3,6 +3,7 @@
 //! one its kind must get, no 2xx for a request without a completion, no
 //! error line, no crash. Memory is printed, not judged (a few seconds say
 //! nothing about growth; the long run does).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step stops the run
 
 #[path = "support/soak_rig.rs"]
 mod soak_rig;

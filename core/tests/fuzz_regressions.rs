@@ -2,6 +2,7 @@
 //! fuzz targets' bodies (fuzz/targets.rs): the fuzzers' findings stay
 //! fixed, in the ordinary test run, in seconds. With `FUZZ_TRACE` set, each
 //! input's file is printed before it runs (to find one that aborts).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step stops the run
 
 use std::fs;
 use std::path::Path;

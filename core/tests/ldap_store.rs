@@ -5,6 +5,7 @@
 //! Settings are built as the module builds them: directive lines through
 //! `config::apply`, then `Settings::resolve`, with the key file and the
 //! service password file in the test's directory.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step stops the run
 
 use std::io::Write;
 use std::path::Path;

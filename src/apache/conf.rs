@@ -5,8 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use twofactor_core::config::{DirConfig, ServerConfig};
 
-use crate::ffi::bindings::{ap_conf_vector_t, apr_palloc, apr_pool_t};
-use crate::ffi::module;
+use super::sys::{ap_conf_vector_t, apr_palloc, apr_pool_t};
 use crate::state::ServerState;
 
 /// Per-server record: the directives as written, and what `check_config`
@@ -76,7 +75,7 @@ pub fn dir_conf_in_pool(pool: *mut apr_pool_t, conf: DirConf) -> *mut c_void {
 }
 
 fn slot(vector: *mut ap_conf_vector_t) -> *mut c_void {
-    let index = module::index();
+    let index = super::module_index();
     if vector.is_null() || index < 0 {
         return std::ptr::null_mut();
     }
@@ -100,7 +99,7 @@ pub fn request_marked(vector: *mut ap_conf_vector_t) -> bool {
 /// # Safety
 /// `vector` must be null or a live request config vector.
 pub unsafe fn mark_request(vector: *mut ap_conf_vector_t) {
-    let index = module::index();
+    let index = super::module_index();
     if vector.is_null() || index < 0 {
         return;
     }

@@ -5,12 +5,22 @@ pub mod level;
 pub mod log;
 pub mod request;
 pub mod server;
+pub(crate) mod sys;
 
 use std::ffi::c_int;
 
 pub use request::{Request, Table};
 
-use crate::ffi::bindings;
+use self::sys as bindings;
+
+/// The index Apache gave this module when loading it (config vectors, log
+/// levels). Read through the C shim, so that this layer does not import
+/// the `module` struct the top layer defines.
+pub fn module_index() -> c_int {
+    // SAFETY: a plain read of an int that Apache writes once, while loading
+    // the module and before any hook or directive of ours runs.
+    unsafe { bindings::twofactor_module_index() }
+}
 
 /// Hook results.
 pub const OK: c_int = bindings::OK as c_int;

@@ -5,13 +5,12 @@ use std::marker::PhantomData;
 use std::net::IpAddr;
 use std::ptr::NonNull;
 
-use crate::ffi::bindings::{
+use super::sys::{
     ap_custom_response, ap_get_client_block, ap_get_request_module_loglevel, ap_log_rerror_, ap_rwrite,
     ap_set_content_type, ap_setup_client_block, ap_should_client_block, apr_array_header_t, apr_pstrmemdup,
     apr_table_add, apr_table_entry_t, apr_table_get, apr_table_set, apr_table_setn, apr_table_t, apr_table_unset,
     request_rec, REQUEST_CHUNKED_DECHUNK,
 };
-use crate::ffi::module;
 
 use super::conf::{DirConf, ServerConf};
 use super::level::Level;
@@ -412,7 +411,7 @@ impl<'r> View<'r> {
     /// check before formatting one.
     pub fn log_enabled(&self, level: Level) -> bool {
         // SAFETY: valid request; the function only reads its log config.
-        let configured = unsafe { ap_get_request_module_loglevel(self.raw.as_ptr(), module::index()) };
+        let configured = unsafe { ap_get_request_module_loglevel(self.raw.as_ptr(), super::module_index()) };
         configured >= level as c_int
     }
 
@@ -425,7 +424,7 @@ impl<'r> View<'r> {
             ap_log_rerror_(
                 c"mod_twofactor".as_ptr(),
                 0,
-                module::index(),
+                super::module_index(),
                 level as c_int,
                 0,
                 self.raw.as_ptr(),

@@ -4,8 +4,7 @@ use std::ffi::{c_int, CStr};
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 
-use crate::ffi::bindings::{ap_find_linked_module, ap_log_error_, apr_pool_t, apr_pstrmemdup, server_rec};
-use crate::ffi::module;
+use super::sys::{ap_find_linked_module, ap_log_error_, apr_pool_t, apr_pstrmemdup, server_rec};
 
 use super::conf::ServerConf;
 use super::log::Level;
@@ -70,7 +69,7 @@ impl<'a> Server<'a> {
     pub fn log(&self, pool: *mut apr_pool_t, level: Level, startup: bool, message: &str) {
         let bytes = message.as_bytes();
         let len = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-        let flags = if startup { crate::ffi::bindings::APLOG_STARTUP as c_int } else { 0 };
+        let flags = if startup { super::sys::APLOG_STARTUP as c_int } else { 0 };
         // SAFETY: `pool` is a live pool given to the hook; the copy is NUL-terminated.
         let text = unsafe { apr_pstrmemdup(pool, bytes.as_ptr() as *const std::ffi::c_char, len) };
         // SAFETY: valid server; static "%s" format with one C string argument.
@@ -78,7 +77,7 @@ impl<'a> Server<'a> {
             ap_log_error_(
                 c"mod_twofactor".as_ptr(),
                 0,
-                module::index(),
+                super::module_index(),
                 level as c_int | flags,
                 0,
                 self.raw.as_ptr(),

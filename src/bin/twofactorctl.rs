@@ -1,5 +1,6 @@
 //! twofactorctl: administer mod_twofactor's state in the directory, with
 //! the settings read from the same Apache configuration the module uses.
+#![deny(unsafe_code)]
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

@@ -1,6 +1,7 @@
 //! The panic boundary: every `extern "C"` function runs its body through
 //! `catch`, so that a panic becomes a fail-closed answer and a log line
-//! instead of aborting an Apache child and every request it serves.
+//! instead of aborting an Apache child and every request it serves. The
+//! exports are declared with [`export!`], which has no form without it.
 
 use std::cell::RefCell;
 use std::panic::{self, AssertUnwindSafe};
@@ -33,3 +34,27 @@ pub(crate) fn catch<T>(body: impl FnOnce() -> T) -> Result<T, String> {
         PANIC_LOCATION.with(|p| p.borrow_mut().take()).unwrap_or_else(|| "an unknown place".to_string())
     })
 }
+
+/// Declares a function Apache calls by name. Its body runs inside
+/// [`catch`]; if it panics, the `on_panic` expression is the answer, with
+/// `$location` bound to where the panic happened. That expression is the
+/// fail-closed value (500, a config error, null) and must not panic itself.
+macro_rules! export {
+    (
+        $(#[$meta:meta])*
+        fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?
+        $body:block
+        on_panic($location:pat) => $fallback:expr
+    ) => {
+        $(#[$meta])*
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($($arg: $ty),*) $(-> $ret)? {
+            match $crate::ffi::boundary::catch(|| $body) {
+                Ok(answer) => answer,
+                Err($location) => $fallback,
+            }
+        }
+    };
+}
+
+pub(crate) use export;

@@ -9,14 +9,14 @@ use std::sync::Arc;
 
 use twofactor_core::config::{self, DirConfig, ServerConfig, Settings, Target};
 
-use super::bindings::{
-    ap_server_root_relative, apr_pool_cleanup_null, apr_pool_cleanup_register, apr_pool_t, apr_pstrdup, apr_status_t,
-    cmd_parms, request_rec, server_rec, APR_SUCCESS, HTTP_INTERNAL_SERVER_ERROR,
-};
-use super::boundary::catch;
+use super::boundary::{catch, export};
 use crate::apache::conf::{self as conf, DirConf, Runtime, ServerConf};
 use crate::apache::log::Level;
 use crate::apache::server::Server;
+use crate::apache::sys::{
+    ap_server_root_relative, apr_pool_cleanup_null, apr_pool_cleanup_register, apr_pool_t, apr_pstrdup, apr_status_t,
+    cmd_parms, request_rec, server_rec, APR_SUCCESS, HTTP_INTERNAL_SERVER_ERROR,
+};
 use crate::apache::{Request, OK};
 use crate::state::ServerState;
 
@@ -43,40 +43,34 @@ fn into_pool<T>(pool: *mut apr_pool_t, value: T) -> *mut c_void {
     raw
 }
 
-#[no_mangle]
-pub unsafe extern "C" fn twofactor_create_server_config(pool: *mut apr_pool_t, _s: *mut server_rec) -> *mut c_void {
-    catch(|| into_pool(pool, ServerConf::default())).unwrap_or(std::ptr::null_mut())
+export! {
+    fn twofactor_create_server_config(pool: *mut apr_pool_t, _s: *mut server_rec) -> *mut c_void {
+        into_pool(pool, ServerConf::default())
+    }
+    on_panic(_) => std::ptr::null_mut()
 }
 
-#[no_mangle]
-pub unsafe extern "C" fn twofactor_merge_server_config(
-    pool: *mut apr_pool_t,
-    base: *mut c_void,
-    add: *mut c_void,
-) -> *mut c_void {
-    catch(|| {
+export! {
+    fn twofactor_merge_server_config(pool: *mut apr_pool_t, base: *mut c_void, add: *mut c_void) -> *mut c_void {
         // SAFETY: Apache passes two records made by create/merge_server_config (or null).
         let (base, add) = unsafe { ((base as *const ServerConf).as_ref(), (add as *const ServerConf).as_ref()) };
         let empty = ServerConfig::default();
         let base = base.map_or(&empty, |c| &c.parsed);
         let add = add.map_or(&empty, |c| &c.parsed);
         into_pool(pool, ServerConf::new(ServerConfig::merge(base, add)))
-    })
-    .unwrap_or(std::ptr::null_mut())
+    }
+    on_panic(_) => std::ptr::null_mut()
 }
 
-#[no_mangle]
-pub unsafe extern "C" fn twofactor_create_dir_config(pool: *mut apr_pool_t, _dir: *mut c_char) -> *mut c_void {
-    catch(|| conf::dir_conf_in_pool(pool, DirConf::default())).unwrap_or(std::ptr::null_mut())
+export! {
+    fn twofactor_create_dir_config(pool: *mut apr_pool_t, _dir: *mut c_char) -> *mut c_void {
+        conf::dir_conf_in_pool(pool, DirConf::default())
+    }
+    on_panic(_) => std::ptr::null_mut()
 }
 
-#[no_mangle]
-pub unsafe extern "C" fn twofactor_merge_dir_config(
-    pool: *mut apr_pool_t,
-    base: *mut c_void,
-    add: *mut c_void,
-) -> *mut c_void {
-    catch(|| {
+export! {
+    fn twofactor_merge_dir_config(pool: *mut apr_pool_t, base: *mut c_void, add: *mut c_void) -> *mut c_void {
         // SAFETY: Apache passes two records made by create/merge_dir_config (or null).
         let (base, add) = unsafe { ((base as *const DirConf).as_ref(), (add as *const DirConf).as_ref()) };
         #[cfg(feature = "test-hooks")]
@@ -86,37 +80,33 @@ pub unsafe extern "C" fn twofactor_merge_dir_config(
         let empty = DirConfig::default();
         let merged = DirConfig::merge(base.map_or(&empty, |c| &c.parsed), add.map_or(&empty, |c| &c.parsed));
         conf::dir_conf_in_pool(pool, DirConf::new(merged))
-    })
-    .unwrap_or(std::ptr::null_mut())
+    }
+    on_panic(_) => std::ptr::null_mut()
 }
 
-/// The one setter of every directive (c-shim/mod_twofactor.c).
-#[no_mangle]
-pub unsafe extern "C" fn twofactor_set_directive(
-    cmd: *mut cmd_parms,
-    dir_config: *mut c_void,
-    argc: c_int,
-    argv: *const *mut c_char,
-) -> *const c_char {
-    if cmd.is_null() {
-        return c"mod_twofactor: internal error (no directive context)".as_ptr();
-    }
-    // SAFETY: Apache passes a valid cmd_parms for the duration of the call.
-    let pool = unsafe { (*cmd).pool };
-    match catch(|| {
-        // SAFETY: as above; argv holds argc NUL-terminated strings.
-        unsafe { set_directive(cmd, dir_config, argc, argv) }
-    }) {
-        Ok(Ok(())) => std::ptr::null(),
-        Ok(Err(message)) => {
-            let c = std::ffi::CString::new(message.replace('\0', "?")).unwrap_or_default();
-            // SAFETY: `pool` is the configuration pool; apr_pstrdup copies the message.
-            unsafe { apr_pstrdup(pool, c.as_ptr()) }
+export! {
+    /// The one setter of every directive (c-shim/mod_twofactor.c).
+    fn twofactor_set_directive(
+        cmd: *mut cmd_parms,
+        dir_config: *mut c_void,
+        argc: c_int,
+        argv: *const *mut c_char,
+    ) -> *const c_char {
+        if cmd.is_null() {
+            return c"mod_twofactor: internal error (no directive context)".as_ptr();
         }
-        Err(_) => {
-            c"mod_twofactor: internal error while reading this directive (a bug; the error log may say more)".as_ptr()
+        // SAFETY: Apache passes a valid cmd_parms, and argv holding argc
+        // NUL-terminated strings, for the duration of the call.
+        match unsafe { set_directive(cmd, dir_config, argc, argv) } {
+            Ok(()) => std::ptr::null(),
+            Err(message) => {
+                let c = std::ffi::CString::new(message.replace('\0', "?")).unwrap_or_default();
+                // SAFETY: cmd->pool is the configuration pool; apr_pstrdup copies the message.
+                unsafe { apr_pstrdup((*cmd).pool, c.as_ptr()) }
+            }
         }
     }
+    on_panic(_) => c"mod_twofactor: internal error while reading this directive (a bug; the error log may say more)".as_ptr()
 }
 
 /// # Safety
@@ -184,21 +174,28 @@ unsafe fn set_directive(
     config::apply(target, name, &args, &root).map_err(|e| e.to_string())
 }
 
-/// Resolves every server's settings (reading key and password files as
-/// root), so that `apachectl -t` and start-up refuse a bad combination.
-#[no_mangle]
-pub unsafe extern "C" fn twofactor_check_config(
-    _pconf: *mut apr_pool_t,
-    _plog: *mut apr_pool_t,
-    ptemp: *mut apr_pool_t,
-    s: *mut server_rec,
-) -> c_int {
-    // SAFETY: Apache passes the main server_rec, valid during configuration.
-    let Some(main) = (unsafe { Server::from_raw(s) }) else { return INTERNAL_ERROR };
-    catch(|| check_config(main, ptemp)).unwrap_or_else(|location| {
-        main.log(ptemp, Level::Error, true, &format!("mod_twofactor: internal error (panic at {location})"));
+export! {
+    /// Resolves every server's settings (reading key and password files as
+    /// root), so that `apachectl -t` and start-up refuse a bad combination.
+    fn twofactor_check_config(
+        _pconf: *mut apr_pool_t,
+        _plog: *mut apr_pool_t,
+        ptemp: *mut apr_pool_t,
+        s: *mut server_rec,
+    ) -> c_int {
+        // SAFETY: Apache passes the main server_rec, valid during configuration.
+        match unsafe { Server::from_raw(s) } {
+            Some(main) => check_config(main, ptemp),
+            None => INTERNAL_ERROR,
+        }
+    }
+    on_panic(location) => {
+        // SAFETY: as above; the panic left the server_rec as it was.
+        if let Some(main) = unsafe { Server::from_raw(s) } {
+            main.log(ptemp, Level::Error, true, &format!("mod_twofactor: internal error (panic at {location})"));
+        }
         INTERNAL_ERROR
-    })
+    }
 }
 
 fn check_config(main: Server<'_>, ptemp: *mut apr_pool_t) -> c_int {
@@ -246,66 +243,87 @@ fn check_config(main: Server<'_>, ptemp: *mut apr_pool_t) -> c_int {
     OK
 }
 
-#[no_mangle]
-pub unsafe extern "C" fn twofactor_post_config(
-    _pconf: *mut apr_pool_t,
-    _plog: *mut apr_pool_t,
-    _ptemp: *mut apr_pool_t,
-    _s: *mut server_rec,
-) -> c_int {
-    // Nothing to start here: threads, runtimes and connections would not
-    // survive the fork. Children connect on first use.
-    OK
+export! {
+    fn twofactor_post_config(
+        _pconf: *mut apr_pool_t,
+        _plog: *mut apr_pool_t,
+        _ptemp: *mut apr_pool_t,
+        _s: *mut server_rec,
+    ) -> c_int {
+        // Nothing to start here: threads, runtimes and connections would not
+        // survive the fork. Children connect on first use.
+        OK
+    }
+    on_panic(_) => INTERNAL_ERROR
 }
 
-#[no_mangle]
-pub unsafe extern "C" fn twofactor_child_init(_pool: *mut apr_pool_t, _s: *mut server_rec) {}
+export! {
+    fn twofactor_child_init(_pool: *mut apr_pool_t, _s: *mut server_rec) {}
+    on_panic(_) => ()
+}
 
-/// Runs a request hook inside the boundary; a panic answers 500.
-fn request_hook(r: *mut request_rec, hook: &str, body: fn(&mut Request<'_>) -> c_int) -> c_int {
+/// Runs a request hook's body on the request Apache passed.
+fn request_hook(r: *mut request_rec, body: fn(&mut Request<'_>) -> c_int) -> c_int {
     // SAFETY: Apache passes the request being processed, valid and ours
     // for the duration of the hook call.
-    let Some(mut req) = (unsafe { Request::from_raw(r) }) else { return INTERNAL_ERROR };
-    match catch(|| body(&mut req)) {
-        Ok(status) => status,
-        Err(location) => {
-            crate::apache::log::event!(req, Level::Error, "internal-error", "hook" = hook, "panic" = location);
-            INTERNAL_ERROR
+    match unsafe { Request::from_raw(r) } {
+        Some(mut req) => body(&mut req),
+        None => INTERNAL_ERROR,
+    }
+}
+
+/// A request hook panicked: the log line, and `answer`.
+fn request_panic(r: *mut request_rec, hook: &str, location: &str, answer: c_int) -> c_int {
+    // SAFETY: as in `request_hook`; the request outlives the unwound body.
+    if let Some(req) = unsafe { Request::from_raw(r) } {
+        crate::apache::log::event!(req, Level::Error, "internal-error", "hook" = hook, "panic" = location);
+    }
+    answer
+}
+
+export! {
+    fn twofactor_post_read_request(r: *mut request_rec) -> c_int {
+        request_hook(r, crate::enforce::post_read_request)
+    }
+    on_panic(at) => request_panic(r, "post-read-request", &at, INTERNAL_ERROR)
+}
+
+export! {
+    fn twofactor_header_parser(r: *mut request_rec) -> c_int {
+        request_hook(r, crate::enforce::header_parser)
+    }
+    on_panic(at) => request_panic(r, "header-parser", &at, INTERNAL_ERROR)
+}
+
+export! {
+    fn twofactor_access_checker(r: *mut request_rec) -> c_int {
+        request_hook(r, crate::enforce::access_checker)
+    }
+    on_panic(at) => request_panic(r, "access-checker", &at, INTERNAL_ERROR)
+}
+
+export! {
+    fn twofactor_fixups(r: *mut request_rec) -> c_int {
+        request_hook(r, crate::enforce::fixups)
+    }
+    on_panic(at) => request_panic(r, "fixups", &at, INTERNAL_ERROR)
+}
+
+export! {
+    fn twofactor_handler(r: *mut request_rec) -> c_int {
+        request_hook(r, crate::challenge::handler)
+    }
+    on_panic(at) => request_panic(r, "handler", &at, INTERNAL_ERROR)
+}
+
+export! {
+    /// After the response: a failure here must never stop the other logging
+    /// hooks (a status other than OK/DECLINED would), so a panic declines.
+    fn twofactor_log_transaction(r: *mut request_rec) -> c_int {
+        match request_hook(r, crate::challenge::notify::deliver) {
+            INTERNAL_ERROR => crate::apache::DECLINED,
+            status => status,
         }
     }
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn twofactor_post_read_request(r: *mut request_rec) -> c_int {
-    request_hook(r, "post-read-request", crate::enforce::post_read_request)
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn twofactor_header_parser(r: *mut request_rec) -> c_int {
-    request_hook(r, "header-parser", crate::enforce::header_parser)
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn twofactor_access_checker(r: *mut request_rec) -> c_int {
-    request_hook(r, "access-checker", crate::enforce::access_checker)
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn twofactor_fixups(r: *mut request_rec) -> c_int {
-    request_hook(r, "fixups", crate::enforce::fixups)
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn twofactor_handler(r: *mut request_rec) -> c_int {
-    request_hook(r, "handler", crate::challenge::handler)
-}
-
-/// After the response: a failure here must never stop the other logging
-/// hooks (a status other than OK/DECLINED would), so a panic declines.
-#[no_mangle]
-pub unsafe extern "C" fn twofactor_log_transaction(r: *mut request_rec) -> c_int {
-    match request_hook(r, "log-transaction", crate::challenge::notify::deliver) {
-        INTERNAL_ERROR => crate::apache::DECLINED,
-        status => status,
-    }
+    on_panic(at) => request_panic(r, "log-transaction", &at, crate::apache::DECLINED)
 }

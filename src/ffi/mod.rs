@@ -1,12 +1,7 @@
-//! The only place raw pointers from Apache are handled: the bindgen output,
-//! the `module` struct, the panic boundary and every exported function.
-
-#[allow(warnings, unsafe_op_in_unsafe_fn)]
-#[allow(clippy::all, clippy::pedantic)]
-pub(crate) mod bindings {
-    include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
-}
+//! The top layer: every function Apache calls (`exports`), the `module`
+//! struct that names them, and the panic boundary they all run in. Nothing
+//! below imports this module.
 
 pub(crate) mod boundary;
 mod exports;
-pub(crate) mod module;
+mod module;

@@ -7,11 +7,11 @@
 use std::os::raw::{c_int, c_ulong};
 use std::ptr;
 
-use super::bindings::{
+use super::exports;
+use crate::apache::sys::{
     command_rec, module, twofactor_cmds, twofactor_register_hooks, MODULE_MAGIC_COOKIE, MODULE_MAGIC_NUMBER_MAJOR,
     MODULE_MAGIC_NUMBER_MINOR,
 };
-use super::exports;
 
 /// Apache's handle on this module; `module_index` is filled in by Apache.
 #[no_mangle]
@@ -34,10 +34,3 @@ pub static mut twofactor_module: module = module {
     register_hooks: Some(twofactor_register_hooks),
     flags: 0,
 };
-
-/// The index Apache assigned to this module (config vectors, log levels).
-pub(crate) fn index() -> c_int {
-    // SAFETY: Apache writes `module_index` once, while loading the module and
-    // before any hook or directive of ours runs; afterwards it is only read.
-    unsafe { twofactor_module.module_index }
-}
