@@ -18,10 +18,11 @@ use twofactor_core::outage::ErrorLine;
 use twofactor_core::policy::Refusal;
 use twofactor_core::store::{Directory, StoreError};
 use twofactor_core::text::log_field;
-use twofactor_core::{identity, path, token};
+use twofactor_core::{identity, pages, path, token};
 
 use crate::apache::log::{event, Level};
-use crate::apache::{status, Request, Table, DECLINED, OK};
+use crate::apache::{status, Request, Table};
+use crate::outcome::Outcome;
 use crate::state::ServerState;
 
 const NOTE_GATEWAY: &CStr = c"twofactor-gateway";
@@ -36,14 +37,14 @@ const RETURN_TOKEN_LIFETIME_SECS: u64 = 3600;
 
 /// This server's state: `Ok(None)` when the module is not configured here
 /// (requests are left alone), `Err` (fail closed) when configuration is missing.
-pub fn state<'r>(req: &Request<'r>) -> Result<Option<&'r ServerState>, c_int> {
+pub fn state<'r>(req: &Request<'r>) -> Result<Option<&'r ServerState>, Outcome> {
     use crate::apache::conf::Runtime;
     match req.server_conf().and_then(|c| c.runtime()) {
         Some(Runtime::Unconfigured) => Ok(None),
         Some(Runtime::Configured(state)) => Ok(Some(state)),
         None => {
             event!(req, Level::Error, "internal-error", "reason" = "no-configuration");
-            Err(status::INTERNAL_SERVER_ERROR)
+            Err(Outcome::Status(status::INTERNAL_SERVER_ERROR))
         }
     }
 }
@@ -52,13 +53,18 @@ macro_rules! configured_or_decline {
     ($req:expr) => {
         match state($req) {
             Ok(Some(state)) => state,
-            Ok(None) => return DECLINED,
-            Err(status) => return status,
+            Ok(None) => return Outcome::Declined,
+            Err(outcome) => return outcome,
         }
     };
 }
 
-pub fn post_read_request(req: &mut Request<'_>) -> c_int {
+/// One of the access check's error pages.
+fn error_page(status: c_int, title: &str, message: &str) -> Outcome {
+    Outcome::ErrorPage(status, pages::error(status.try_into().unwrap_or(500), title, message))
+}
+
+pub fn post_read_request(req: &mut Request<'_>) -> Outcome {
     let st = configured_or_decline!(req);
     if req.is_internal_redirect() {
         // Apache runs this hook again on the same headers, which this pass
@@ -66,7 +72,7 @@ pub fn post_read_request(req: &mut Request<'_>) -> c_int {
         // keeps its verdict on the gateway.
         let peer = Peer::from_note(req.initial().get(Table::Notes, NOTE_GATEWAY));
         req.set_note(NOTE_GATEWAY, peer.note());
-        return DECLINED;
+        return Outcome::Declined;
     }
     let s = &st.settings;
     let trusted_address = req.peer_ip().is_some_and(|ip| s.is_trusted_proxy(ip));
@@ -104,14 +110,14 @@ pub fn post_read_request(req: &mut Request<'_>) -> c_int {
         }
     }
     req.set_note(NOTE_GATEWAY, gateway.note());
-    DECLINED
+    Outcome::Declined
 }
 
-pub fn header_parser(req: &mut Request<'_>) -> c_int {
+pub fn header_parser(req: &mut Request<'_>) -> Outcome {
     let st = configured_or_decline!(req);
     if req.is_internal_redirect() {
         // The request line was checked when it arrived; this target is Apache's own.
-        return DECLINED;
+        return Outcome::Declined;
     }
     let strict = req.dir_conf().is_none_or(|d| d.parsed.strict_path());
     let verdict = match req.unparsed_uri() {
@@ -126,22 +132,19 @@ pub fn header_parser(req: &mut Request<'_>) -> c_int {
             "reason" = violation.as_str(),
             "path" = log_field(req.unparsed_uri().map(str::as_bytes).unwrap_or(b"?"), 256),
         );
-        error_page(
-            req,
+        return error_page(
             status::BAD_REQUEST,
             "Bad request",
             "The address is ambiguous (encoded or dot segments, path parameters, or similar) and was refused.",
         );
-        return status::BAD_REQUEST;
     }
     let connection_trick =
         req.values(Table::In, "Connection").any(|v| identity::connection_names_protected(v, &st.protected_headers));
     if connection_trick {
         event!(req, Level::Warn, "deny", "reason" = "bad-header", "detail" = "connection-names-security-header");
-        error_page(req, status::BAD_REQUEST, "Bad request", "A security header is named in the Connection header.");
-        return status::BAD_REQUEST;
+        return error_page(status::BAD_REQUEST, "Bad request", "A security header is named in the Connection header.");
     }
-    DECLINED
+    Outcome::Declined
 }
 
 /// Whether this request is in an enforced scope, and whether it is for the
@@ -153,7 +156,7 @@ fn scope(req: &Request<'_>, st: &ServerState) -> (bool, bool) {
     (enforced, challenge)
 }
 
-pub fn access_checker(req: &mut Request<'_>) -> c_int {
+pub fn access_checker(req: &mut Request<'_>) -> Outcome {
     let st = configured_or_decline!(req);
     #[cfg(feature = "test-hooks")]
     if req.uri() == b"/__twofactor_test/panic" {
@@ -161,7 +164,7 @@ pub fn access_checker(req: &mut Request<'_>) -> c_int {
     }
     let (enforced, challenge) = scope(req, st);
     if !enforced && !challenge {
-        return DECLINED;
+        return Outcome::Declined;
     }
     // mod_cache's quick handler serves what it stored before any access
     // check runs: nothing of an enforced scope may be stored.
@@ -169,7 +172,7 @@ pub fn access_checker(req: &mut Request<'_>) -> c_int {
     decide(req, st, challenge)
 }
 
-pub fn fixups(req: &mut Request<'_>) -> c_int {
+pub fn fixups(req: &mut Request<'_>) -> Outcome {
     let st = configured_or_decline!(req);
     let (enforced, challenge) = scope(req, st);
     if !enforced && !challenge {
@@ -177,29 +180,29 @@ pub fn fixups(req: &mut Request<'_>) -> c_int {
         // may read it as an identity.
         req.unset(Table::In, &st.user_header);
         strip_session_cookie(req, st);
-        return DECLINED;
+        return Outcome::Declined;
     }
     req.set_no_cache();
     if req.get(Table::Notes, NOTE_VERDICT) != Some(ALLOW.to_bytes()) {
-        let status = decide(req, st, challenge);
-        if status != OK {
-            return status;
+        let outcome = decide(req, st, challenge);
+        if !outcome.proceeds() {
+            return outcome;
         }
     }
     if challenge {
         // Only our handler ever serves the challenge path: never a proxy.
         req.set_handler(CHALLENGE_HANDLER);
     }
-    DECLINED
+    Outcome::Declined
 }
 
 /// The decision for a request in scope; records an allow on the request.
-fn decide(req: &mut Request<'_>, st: &ServerState, challenge: bool) -> c_int {
-    let status = evaluate(req, st, challenge);
-    if status == OK {
+fn decide(req: &mut Request<'_>, st: &ServerState, challenge: bool) -> Outcome {
+    let outcome = evaluate(req, st, challenge);
+    if outcome.proceeds() {
         req.set_note(NOTE_VERDICT, ALLOW);
     }
-    status
+    outcome
 }
 
 /// Up to two values of a request header: enough to tell one from several.
@@ -214,7 +217,7 @@ fn first_two<'r>(values: impl Iterator<Item = &'r [u8]>) -> ([&'r [u8]; 2], usiz
 }
 
 /// The facts of this request, the core's verdict on them, and its carrying out.
-fn evaluate(req: &mut Request<'_>, st: &ServerState, challenge: bool) -> c_int {
+fn evaluate(req: &mut Request<'_>, st: &ServerState, challenge: bool) -> Outcome {
     let s = &st.settings;
     let initial = req.initial();
     let (identity, identities) = first_two(req.values(Table::In, &s.user_header));
@@ -248,22 +251,16 @@ fn evaluate(req: &mut Request<'_>, st: &ServerState, challenge: bool) -> c_int {
     carry_out(req, st, verdict)
 }
 
-fn carry_out(req: &mut Request<'_>, st: &ServerState, verdict: Verdict<'_>) -> c_int {
+fn carry_out(req: &mut Request<'_>, st: &ServerState, verdict: Verdict<'_>) -> Outcome {
     match verdict {
         Verdict::Allow { user, issued, source } => allow(req, st, &user, issued, source.as_str()),
-        Verdict::Challenge { .. } => OK,
+        Verdict::Challenge { .. } => Outcome::Proceed,
         Verdict::Refuse { user, reason, refusal } => refuse(req, st, &user, reason, refusal),
         Verdict::Locked { user, until, refusal } => locked(req, st, &user, until, refusal),
         Verdict::Spoof { peer } => {
             let address = req.peer_ip().map_or_else(|| "-".to_string(), |ip| ip.to_string());
             event!(req, Level::Warn, "spoof", "reason" = peer.refusal_reason(), "peer" = address);
-            error_page(
-                req,
-                status::FORBIDDEN,
-                "Forbidden",
-                "This server accepts requests from the sign-in gateway only.",
-            );
-            status::FORBIDDEN
+            error_page(status::FORBIDDEN, "Forbidden", "This server accepts requests from the sign-in gateway only.")
         }
         Verdict::BadIdentity { error, value } => {
             event!(
@@ -274,19 +271,17 @@ fn carry_out(req: &mut Request<'_>, st: &ServerState, verdict: Verdict<'_>) -> c
                 "detail" = error.as_str(),
                 "user" = log_field(value, 64),
             );
-            error_page(req, status::BAD_REQUEST, "Bad request", "The sign-in gateway sent no valid user name.");
-            status::BAD_REQUEST
+            error_page(status::BAD_REQUEST, "Bad request", "The sign-in gateway sent no valid user name.")
         }
         Verdict::BadSessionHeader { user, detail } => {
             event!(req, Level::Warn, "deny", "reason" = "bad-session-header", "detail" = detail, "user" = user);
-            error_page(req, status::BAD_REQUEST, "Bad request", "The sign-in gateway sent no valid session id.");
-            status::BAD_REQUEST
+            error_page(status::BAD_REQUEST, "Bad request", "The sign-in gateway sent no valid session id.")
         }
         Verdict::UnknownUser { user, detail } => unknown_user(req, user, detail),
         Verdict::DirectoryDown { error, .. } => directory_error(req, st, &error),
         Verdict::NotConfigured => {
             event!(req, Level::Error, "internal-error", "reason" = "no-key-or-directory");
-            status::INTERNAL_SERVER_ERROR
+            Outcome::Status(status::INTERNAL_SERVER_ERROR)
         }
     }
 }
@@ -320,7 +315,7 @@ fn initial_allow<'r>(req: &Request<'r>) -> Option<(&'r str, u64)> {
     Some((initial.user()?, issued))
 }
 
-fn allow(req: &mut Request<'_>, st: &ServerState, canonical: &str, issued: u64, source: &str) -> c_int {
+fn allow(req: &mut Request<'_>, st: &ServerState, canonical: &str, issued: u64, source: &str) -> Outcome {
     if req.user() != Some(canonical) {
         req.set_user(canonical);
     }
@@ -332,7 +327,7 @@ fn allow(req: &mut Request<'_>, st: &ServerState, canonical: &str, issued: u64, 
     }
     strip_session_cookie(req, st);
     event!(req, Level::Debug, "allow", "user" = canonical, "source" = source);
-    OK
+    Outcome::Proceed
 }
 
 /// Backends never see the module's session cookie, whichever of several
@@ -417,42 +412,28 @@ fn format_u64(mut n: u64, buf: &mut [u8; 20]) -> &str {
     std::str::from_utf8(&buf[i..]).unwrap_or("0")
 }
 
-fn unknown_user(req: &mut Request<'_>, user: &str, detail: &str) -> c_int {
+fn unknown_user(req: &mut Request<'_>, user: &str, detail: &str) -> Outcome {
     event!(req, Level::Warn, "deny", "reason" = "unknown-user", "detail" = detail, "user" = user);
     error_page(
-        req,
         status::FORBIDDEN,
         "Forbidden",
         "Your account is not set up for this site. Please contact your administrator.",
-    );
-    status::FORBIDDEN
+    )
 }
 
-fn directory_error(req: &mut Request<'_>, st: &ServerState, e: &StoreError) -> c_int {
+fn directory_error(req: &mut Request<'_>, st: &ServerState, e: &StoreError) -> Outcome {
     log_directory_error(req, st, e, None);
     req.set(Table::ErrOut, c"Retry-After", "30");
-    error_page(
-        req,
-        status::SERVICE_UNAVAILABLE,
-        "Sign-in temporarily unavailable",
-        "The second sign-in step cannot reach its directory right now. Please try again in a minute.",
-    );
-    status::SERVICE_UNAVAILABLE
+    Outcome::ErrorPage(status::SERVICE_UNAVAILABLE, pages::directory_down())
 }
 
-fn locked(req: &mut Request<'_>, st: &ServerState, user: &str, until: u64, refusal: Refusal) -> c_int {
+fn locked(req: &mut Request<'_>, st: &ServerState, user: &str, until: u64, refusal: Refusal) -> Outcome {
     event!(req, Level::Warn, "deny", "reason" = "locked", "user" = user, "until" = until);
     if refusal == Refusal::Redirect {
         // The challenge shows the locked page and when it unlocks.
         return redirect_to_challenge(req, st, user);
     }
-    error_page(
-        req,
-        status::FORBIDDEN,
-        "Account locked",
-        "Too many wrong codes: the second sign-in step is locked for now.",
-    );
-    status::FORBIDDEN
+    error_page(status::FORBIDDEN, "Account locked", "Too many wrong codes: the second sign-in step is locked for now.")
 }
 
 pub fn now() -> u64 {
@@ -461,7 +442,7 @@ pub fn now() -> u64 {
 
 /// Sends a request without a valid completion away: navigations to the
 /// challenge, other reads 401, everything else 403.
-fn refuse(req: &mut Request<'_>, st: &ServerState, user: &str, reason: &str, refusal: Refusal) -> c_int {
+fn refuse(req: &mut Request<'_>, st: &ServerState, user: &str, reason: &str, refusal: Refusal) -> Outcome {
     event!(
         req,
         Level::Info,
@@ -476,56 +457,38 @@ fn refuse(req: &mut Request<'_>, st: &ServerState, user: &str, reason: &str, ref
         Refusal::Unauthorized => {
             req.set(Table::ErrOut, c"Cache-Control", "no-store");
             error_page(
-                req,
                 status::UNAUTHORIZED,
                 "Second sign-in step required",
                 "Complete the second sign-in step in your browser, then try again.",
-            );
-            status::UNAUTHORIZED
+            )
         }
-        Refusal::Forbidden => {
-            error_page(
-                req,
-                status::FORBIDDEN,
-                "Second sign-in step required",
-                "Complete the second sign-in step in your browser, then try again.",
-            );
-            status::FORBIDDEN
-        }
+        Refusal::Forbidden => error_page(
+            status::FORBIDDEN,
+            "Second sign-in step required",
+            "Complete the second sign-in step in your browser, then try again.",
+        ),
     }
 }
 
 /// 303 to the challenge with a signed token back to the original path and query.
-fn redirect_to_challenge(req: &mut Request<'_>, st: &ServerState, user: &str) -> c_int {
+fn redirect_to_challenge(req: &mut Request<'_>, st: &ServerState, user: &str) -> Outcome {
     let s = &st.settings;
     let Some(keys) = &s.keys else {
         event!(req, Level::Error, "internal-error", "reason" = "no-key");
-        return status::INTERNAL_SERVER_ERROR;
+        return Outcome::Status(status::INTERNAL_SERVER_ERROR);
     };
     // The client's request line as sent: Apache decodes r->parsed_uri.path in place.
     let target = req.initial().unparsed_uri().map_or_else(|| "/".to_string(), token::return_target);
     let token = token::sign_return(keys, &target, user, now() + RETURN_TOKEN_LIFETIME_SECS);
     // A path, never an absolute URL built from Host or X-Forwarded-Host.
-    let location = format!("{}/?r={token}", s.challenge_url);
-    req.set(Table::ErrOut, c"Location", &location);
-    req.set(Table::ErrOut, c"Cache-Control", "no-store");
-    status::SEE_OTHER
+    Outcome::Redirect(format!("{}/?r={token}", s.challenge_url))
 }
 
 /// For the handler: the verdict of the access phase, re-evaluated if it is
 /// missing (never serve without one).
-pub fn ensure_verdict(req: &mut Request<'_>, st: &ServerState, challenge: bool) -> c_int {
+pub fn ensure_verdict(req: &mut Request<'_>, st: &ServerState, challenge: bool) -> Outcome {
     if req.get(Table::Notes, NOTE_VERDICT) == Some(ALLOW.to_bytes()) {
-        return OK;
+        return Outcome::Proceed;
     }
     decide(req, st, challenge)
-}
-
-/// The body Apache sends with an error status of ours: short and plain.
-pub fn error_page(req: &mut Request<'_>, status: c_int, title: &str, message: &str) {
-    let html = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{status} {title}</title></head>\
-         <body><h1>{title}</h1><p>{message}</p></body></html>\n"
-    );
-    req.custom_response(status, &html);
 }

@@ -15,4 +15,5 @@ mod challenge;
 mod enforce;
 #[allow(unsafe_code)]
 mod ffi;
+mod outcome;
 mod state;

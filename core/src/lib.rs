@@ -17,6 +17,7 @@ pub mod keys;
 pub mod mail;
 pub mod notify;
 pub mod outage;
+pub mod pages;
 pub mod path;
 pub mod policy;
 pub mod random;

@@ -1,7 +1,6 @@
 //! Emailed passcodes: `POST /email/send` (purpose `login` or `enroll`) and
 //! `POST /email`.
 
-use std::ffi::c_int;
 use std::time::Duration;
 
 use twofactor_core::config::{Method, Role};
@@ -11,9 +10,10 @@ use twofactor_core::mail::{Mailer, SmtpMailer};
 use twofactor_core::store::cas::{self, Decision};
 use twofactor_core::store::{schema, Change, Directory, StoreError, UserEntry};
 
-use super::{pages, send_page, Ctx};
+use super::{pages, Ctx};
 use crate::apache::log::{event, Level};
 use crate::apache::{status, Request};
+use crate::outcome::Outcome;
 
 /// Limit of each step of one SMTP conversation: how long a user may wait
 /// for the "mail could not be sent" page when the relay hangs.
@@ -45,7 +45,7 @@ impl Purpose {
     /// `Err` (the response, already sent) when mail may not be used for this
     /// purpose here: the enrollment rules are checked before a mail is
     /// sent or a code used, not only by the pages that offer the button.
-    fn check(self, req: &mut Request<'_>, ctx: &mut Ctx<'_>, entry: &UserEntry) -> Result<(), c_int> {
+    fn check(self, req: &mut Request<'_>, ctx: &mut Ctx<'_>, entry: &UserEntry) -> Result<(), Outcome> {
         let refusal = match self {
             Purpose::Login if ctx.offers(Method::Email) => None,
             Purpose::Login => Some(("email-not-offered", "Codes by mail are not offered here.")),
@@ -68,11 +68,11 @@ impl Purpose {
     }
 }
 
-pub fn send(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
+pub fn send(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> Outcome {
     let purpose = Purpose::parse(ctx.field("purpose"));
     let entry = match ctx.unlocked_entry(req) {
         Ok(entry) => entry,
-        Err(status) => return status,
+        Err(outcome) => return outcome,
     };
     if let Err(status) = purpose.check(req, ctx, &entry) {
         return status;
@@ -83,7 +83,7 @@ pub fn send(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
     let s = &ctx.st.settings;
     let code = match factors::random_digits(factors::email::DIGITS) {
         Ok(code) => code,
-        Err(_) => return status::INTERNAL_SERVER_ERROR,
+        Err(_) => return Outcome::Status(status::INTERNAL_SERVER_ERROR),
     };
     let (keys, user, now) = (ctx.keys, ctx.user.clone(), ctx.now);
     let ttl = s.email_code_ttl.as_secs();
@@ -103,10 +103,9 @@ pub fn send(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
             // Throttled: no mail; the form for the code already sent.
             event!(req, Level::Info, "email-throttled", "user" = ctx.user.as_str(), "wait" = wait);
             let notice = format!("A code was sent moments ago. You can ask for a new one in {wait} seconds.");
-            return send_page(
-                req,
+            return Outcome::Page(
                 status::OK,
-                &pages::email_code(&ctx.form_base(), purpose.as_str(), Some(&notice), None),
+                pages::email_code(&ctx.form_base(), purpose.as_str(), Some(&notice), None),
             );
         }
         Err(e) => return super::directory_trouble(req, ctx, &e),
@@ -123,33 +122,29 @@ pub fn send(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
         // The code never reached the user: withdraw it, so that the resend
         // throttle does not hold them back.
         let _ = ctx.directory.modify(&entry.dn, &[Change::Delete(s.attribute(Role::EmailCode).into(), vec![value])]);
-        return send_page(
-            req,
-            status::SERVICE_UNAVAILABLE,
-            &pages::message(
+        return Outcome::Page(status::SERVICE_UNAVAILABLE, pages::message(
                 "Mail could not be sent",
                 "The sign-in service cannot send mail right now. Please try again in a few minutes, or use another way.",
                 Some((&s.challenge_url, "Back")),
-            ),
-        );
+            ));
     }
     event!(req, Level::Info, "email-sent", "user" = ctx.user.as_str(), "purpose" = purpose.as_str());
-    send_page(req, status::OK, &pages::email_code(&ctx.form_base(), purpose.as_str(), None, None))
+    Outcome::Page(status::OK, pages::email_code(&ctx.form_base(), purpose.as_str(), None, None))
 }
 
-pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
+pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> Outcome {
     let purpose = Purpose::parse(ctx.field("purpose"));
     let code = ctx.field("code").unwrap_or("").to_string();
     let entry = match ctx.unlocked_entry(req) {
         Ok(entry) => entry,
-        Err(status) => return status,
+        Err(outcome) => return outcome,
     };
     if let Err(status) = purpose.check(req, ctx, &entry) {
         return status;
     }
     let count = match super::reserve_attempt(req, ctx, &entry, &factors::EMAIL) {
         Ok(count) => count,
-        Err(status) => return status,
+        Err(outcome) => return outcome,
     };
     let attr = ctx.st.settings.attribute(Role::EmailCode);
     let stored = entry.values(attr).first().cloned();
@@ -172,13 +167,13 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
             } else {
                 &message
             };
-            send_page(req, status::OK, &pages::email_code(&ctx.form_base(), purpose.as_str(), None, Some(message)))
+            Outcome::Page(status::OK, pages::email_code(&ctx.form_base(), purpose.as_str(), None, Some(message)))
         }
-        Err(status) => status,
+        Err(outcome) => outcome,
     }
 }
 
-fn accepted(req: &mut Request<'_>, ctx: &mut Ctx<'_>, purpose: Purpose, canonical: &str) -> c_int {
+fn accepted(req: &mut Request<'_>, ctx: &mut Ctx<'_>, purpose: Purpose, canonical: &str) -> Outcome {
     match purpose {
         Purpose::Login => super::finish(req, ctx, canonical, "email", true),
         Purpose::Enroll => {

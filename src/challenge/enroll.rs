@@ -8,7 +8,6 @@
 //! emailed passcode (`email.rs`). A user who holds a factor already adds or
 //! replaces one only after a recent completion made with it.
 
-use std::ffi::c_int;
 use std::net::IpAddr;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -24,9 +23,10 @@ use twofactor_core::secret::Secret;
 use twofactor_core::store::{Directory, StoreError, UserEntry};
 use twofactor_core::totp::{self, TotpParams, TotpRecord};
 
-use super::{pages, send_page, Ctx};
+use super::{pages, Ctx};
 use crate::apache::log::{event, Level};
 use crate::apache::{status, Request};
+use crate::outcome::Outcome;
 
 /// Adding or replacing a factor needs a completion this recent, made with
 /// a factor the user already holds.
@@ -112,7 +112,7 @@ pub fn offer(req: &Request<'_>, ctx: &Ctx<'_>, entry: &UserEntry, can_mail: bool
 
 /// Checks everything that must hold before a secret is shown or saved.
 /// `Err` is the response already decided.
-fn permitted(req: &mut Request<'_>, ctx: &mut Ctx<'_>, proof: &str) -> Result<UserEntry, c_int> {
+fn permitted(req: &mut Request<'_>, ctx: &mut Ctx<'_>, proof: &str) -> Result<UserEntry, Outcome> {
     let entry = ctx.unlocked_entry(req)?;
     if let Some((reason, why)) = refusal(req, ctx, &entry) {
         event!(req, Level::Warn, "deny", "reason" = reason, "user" = ctx.user.as_str());
@@ -125,24 +125,24 @@ fn permitted(req: &mut Request<'_>, ctx: &mut Ctx<'_>, proof: &str) -> Result<Us
     Ok(entry)
 }
 
-pub fn page(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
+pub fn page(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> Outcome {
     show(req, ctx, "")
 }
 
 /// A new secret, shown once with its QR code.
-pub fn show(req: &mut Request<'_>, ctx: &mut Ctx<'_>, proof: &str) -> c_int {
+pub fn show(req: &mut Request<'_>, ctx: &mut Ctx<'_>, proof: &str) -> Outcome {
     let entry = match permitted(req, ctx, proof) {
         Ok(entry) => entry,
-        Err(status) => return status,
+        Err(outcome) => return outcome,
     };
     let defaults = ctx.st.settings.totp_defaults;
     let params = match TotpParams::new(defaults.algorithm, defaults.digits, defaults.period) {
         Ok(p) => p,
-        Err(_) => return status::INTERNAL_SERVER_ERROR,
+        Err(_) => return Outcome::Status(status::INTERNAL_SERVER_ERROR),
     };
     let secret = match totp::generate_secret(params.algorithm) {
         Ok(s) => s,
-        Err(_) => return status::INTERNAL_SERVER_ERROR,
+        Err(_) => return Outcome::Status(status::INTERNAL_SERVER_ERROR),
     };
     let pending = Pending {
         s: totp::base32_encode(secret.expose()),
@@ -153,23 +153,22 @@ pub fn show(req: &mut Request<'_>, ctx: &mut Ctx<'_>, proof: &str) -> c_int {
         t: state_fingerprint(ctx, &entry),
     };
     let sealed = serde_json::to_vec(&pending).ok().and_then(|json| ctx.keys.seal(&pending_context(ctx), &json).ok());
-    let Some(sealed) = sealed else { return status::INTERNAL_SERVER_ERROR };
-    render(req, ctx, proof, &secret, params, &URL_SAFE_NO_PAD.encode(sealed), None)
+    let Some(sealed) = sealed else { return Outcome::Status(status::INTERNAL_SERVER_ERROR) };
+    render(ctx, proof, &secret, params, &URL_SAFE_NO_PAD.encode(sealed), None)
 }
 
 fn render(
-    req: &mut Request<'_>,
     ctx: &Ctx<'_>,
     proof: &str,
     secret: &Secret,
     params: TotpParams,
     pending: &str,
     error: Option<&str>,
-) -> c_int {
+) -> Outcome {
     let s = &ctx.st.settings;
     let uri = totp::otpauth_uri(&s.totp_issuer, &ctx.user, secret.expose(), params);
     let Ok(svg) = totp::qr_svg(&uri, "QR code for your authenticator app") else {
-        return status::INTERNAL_SERVER_ERROR;
+        return Outcome::Status(status::INTERNAL_SERVER_ERROR);
     };
     let base32 = totp::base32_encode(secret.expose());
     let view = pages::Enrollment {
@@ -184,7 +183,7 @@ fn render(
         proof,
         registration_message: s.registration_message.as_deref(),
     };
-    send_page(req, status::OK, &pages::enroll(&ctx.form_base(), &view, error))
+    Outcome::Page(status::OK, pages::enroll(&ctx.form_base(), &view, error))
 }
 
 /// The pending secret of the form, if it is this user's and browser's,
@@ -204,11 +203,11 @@ fn open_pending(ctx: &Ctx<'_>, entry: &UserEntry) -> Option<(Secret, TotpParams,
     Some((secret, params, raw.to_string()))
 }
 
-pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
+pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> Outcome {
     let proof = ctx.field("proof").unwrap_or("").to_string();
     let entry = match permitted(req, ctx, &proof) {
         Ok(entry) => entry,
-        Err(status) => return status,
+        Err(outcome) => return outcome,
     };
     let Some((secret, params, pending)) = open_pending(ctx, &entry) else {
         event!(req, Level::Info, "enroll-fail", "user" = ctx.user.as_str(), "reason" = "no-pending-secret");
@@ -221,17 +220,17 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
         Err(rejection) => {
             event!(req, Level::Info, "enroll-fail", "user" = ctx.user.as_str(), "reason" = rejection.as_str());
             let message = "That code does not match. Check the time on your device, then enter the current code.";
-            return render(req, ctx, &proof, &secret, params, &pending, Some(message));
+            return render(ctx, &proof, &secret, params, &pending, Some(message));
         }
     };
     let Ok(sealed) = ctx.keys.seal(&totp::seal_context(&entry.username), secret.expose()) else {
-        return status::INTERNAL_SERVER_ERROR;
+        return Outcome::Status(status::INTERNAL_SERVER_ERROR);
     };
     let record = TotpRecord { sealed, params, serial: None };
     let codes = match (s.recovery_codes, s.methods.contains(&Method::Recovery)) {
         (Some(n), true) => match recovery::generate(n) {
             Ok(codes) => codes,
-            Err(_) => return status::INTERNAL_SERVER_ERROR,
+            Err(_) => return Outcome::Status(status::INTERNAL_SERVER_ERROR),
         },
         _ => Vec::new(),
     };
@@ -255,7 +254,7 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
     let notice = Notice::Enrolled { replaced: previous.is_some(), recovery_codes: codes.len() };
     super::notify::queue(req, ctx, &entry, notice);
     match super::record_success(req, ctx, &entry.username, factors::ENROLLED, false) {
-        Ok(target) => send_page(req, status::OK, &pages::enrolled(&codes, &target)),
-        Err(status) => status,
+        Ok(target) => Outcome::Page(status::OK, pages::enrolled(&codes, &target)),
+        Err(outcome) => outcome,
     }
 }

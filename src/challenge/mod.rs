@@ -9,11 +9,9 @@
 mod email;
 mod enroll;
 pub(crate) mod notify;
-mod pages;
 mod recovery;
 mod totp;
 
-use std::ffi::c_int;
 use std::net::IpAddr;
 use std::time::Instant;
 
@@ -27,11 +25,12 @@ use twofactor_core::notify::Notice;
 use twofactor_core::store::codec::{self as store_codec, LOCKED_UNTIL_UNLOCKED};
 use twofactor_core::store::{Directory, LdapDirectory, Lookup, Seeded, StoreError, UserEntry};
 use twofactor_core::success::{self, Failure, Recorded, Success};
-use twofactor_core::{admin, form, random, text, token};
+use twofactor_core::{admin, form, pages, random, text, token};
 
 use crate::apache::log::{event, Level};
-use crate::apache::{status, Request, Table, DECLINED, OK};
-use crate::enforce::{self, error_page, now, CHALLENGE_HANDLER};
+use crate::apache::{status, Request, Table};
+use crate::enforce::{self, now, CHALLENGE_HANDLER};
+use crate::outcome::Outcome;
 use crate::state::ServerState;
 
 /// Largest form body accepted.
@@ -39,37 +38,37 @@ const MAX_FORM_BYTES: usize = 16 * 1024;
 /// Life of a CSRF token (and so of a challenge page left open).
 const FORM_LIFETIME_SECS: u64 = 3600;
 
-pub fn handler(req: &mut Request<'_>) -> c_int {
+pub fn handler(req: &mut Request<'_>) -> Outcome {
     if req.handler() != Some(CHALLENGE_HANDLER.to_bytes()) {
-        return DECLINED;
+        return Outcome::Declined;
     }
     let st = match enforce::state(req) {
         Ok(Some(st)) => st,
         Ok(None) => {
             event!(req, Level::Error, "config-error", "reason" = "handler-without-twofactor-configuration");
-            return status::NOT_FOUND;
+            return Outcome::Status(status::NOT_FOUND);
         }
-        Err(status) => return status,
+        Err(outcome) => return outcome,
     };
-    let Ok(uri) = std::str::from_utf8(req.uri()) else { return status::NOT_FOUND };
+    let Ok(uri) = std::str::from_utf8(req.uri()) else { return Outcome::Status(status::NOT_FOUND) };
     if !st.settings.is_challenge_path(uri) {
         event!(req, Level::Error, "config-error", "reason" = "handler-outside-challenge-url");
-        return status::NOT_FOUND;
+        return Outcome::Status(status::NOT_FOUND);
     }
     let route = uri[st.settings.challenge_url.len()..].trim_end_matches('/').to_string();
     #[cfg(feature = "test-hooks")]
     if route == "/__panic" {
         panic!("deliberate panic in the handler (test builds only)");
     }
-    let status = enforce::ensure_verdict(req, st, true);
-    if status != OK {
-        return status;
+    let verdict = enforce::ensure_verdict(req, st, true);
+    if !verdict.proceeds() {
+        return verdict;
     }
     let (Some(keys), Some(directory)) = (&st.settings.keys, &st.directory) else {
         event!(req, Level::Error, "internal-error", "reason" = "no-key-or-directory");
-        return status::INTERNAL_SERVER_ERROR;
+        return Outcome::Status(status::INTERNAL_SERVER_ERROR);
     };
-    let Some((takes_get, takes_post)) = route_methods(&route) else { return status::NOT_FOUND };
+    let Some((takes_get, takes_post)) = route_methods(&route) else { return Outcome::Status(status::NOT_FOUND) };
     let post = req.method() == "POST";
     let method_ok = if post { takes_post } else { takes_get && matches!(req.method(), "GET" | "HEAD") };
     if !method_ok {
@@ -79,12 +78,12 @@ pub fn handler(req: &mut Request<'_>) -> c_int {
             _ => "POST",
         };
         req.set(Table::ErrOut, c"Allow", allow);
-        return status::METHOD_NOT_ALLOWED;
+        return Outcome::Status(status::METHOD_NOT_ALLOWED);
     }
     let user = req.user().unwrap_or("").to_string();
     let mut ctx = match Ctx::new(req, st, keys, directory, user, post) {
         Ok(ctx) => ctx,
-        Err(status) => return status,
+        Err(outcome) => return outcome,
     };
     #[cfg(feature = "test-hooks")]
     if route == "/__test_complete" {
@@ -100,14 +99,14 @@ pub fn handler(req: &mut Request<'_>) -> c_int {
         (true, "/enroll") => enroll::submit(req, &mut ctx),
         (true, route) => match factors::by_route(route) {
             Some(factor) => submit_code(factor)(req, &mut ctx),
-            None => status::NOT_FOUND,
+            None => Outcome::Status(status::NOT_FOUND),
         },
-        _ => status::NOT_FOUND,
+        _ => Outcome::Status(status::NOT_FOUND),
     }
 }
 
 /// Where each factor's code is checked (its route is in the registry).
-fn submit_code(factor: &Factor) -> fn(&mut Request<'_>, &mut Ctx<'_>) -> c_int {
+fn submit_code(factor: &Factor) -> fn(&mut Request<'_>, &mut Ctx<'_>) -> Outcome {
     match factor.method {
         Method::Totp => totp::submit,
         Method::Email => email::submit,
@@ -155,7 +154,7 @@ impl<'a> Ctx<'a> {
         directory: &'a LdapDirectory,
         user: String,
         post: bool,
-    ) -> Result<Ctx<'a>, c_int> {
+    ) -> Result<Ctx<'a>, Outcome> {
         let now = now();
         let nonce_cookie = format!("{}-nonce", st.settings.cookie_name);
         let existing = req
@@ -167,12 +166,12 @@ impl<'a> Ctx<'a> {
         let mut fields = Vec::new();
         let return_token;
         let nonce = if post {
-            let body = req.read_body(MAX_FORM_BYTES)?;
+            let body = req.read_body(MAX_FORM_BYTES).map_err(Outcome::Status)?;
             fields = match form::parse(&body) {
                 Some(fields) => fields,
                 None => {
                     event!(req, Level::Warn, "deny", "reason" = "bad-form", "user" = user.as_str());
-                    return Err(status::BAD_REQUEST);
+                    return Err(Outcome::Status(status::BAD_REQUEST));
                 }
             };
             return_token = form::single(&fields, "r").unwrap_or("").to_string();
@@ -180,16 +179,14 @@ impl<'a> Ctx<'a> {
             let nonce = existing.unwrap_or_default();
             if !csrf::verify(keys, Use::Form, token, &user, &nonce, now) {
                 event!(req, Level::Warn, "deny", "reason" = "csrf", "user" = user.as_str());
-                send_page(
-                    req,
+                return Err(Outcome::Page(
                     status::FORBIDDEN,
-                    &pages::message(
+                    pages::message(
                         "Please start again",
                         "This form expired or did not come from this browser's sign-in page.",
                         Some((&st.settings.challenge_url, "Start again")),
                     ),
-                );
-                return Err(OK);
+                ));
             }
             nonce
         } else {
@@ -201,7 +198,7 @@ impl<'a> Ctx<'a> {
             match existing {
                 Some(nonce) => nonce,
                 None => {
-                    let nonce = random::token(32).map_err(|_| status::INTERNAL_SERVER_ERROR)?;
+                    let nonce = random::token(32).map_err(|_| Outcome::Status(status::INTERNAL_SERVER_ERROR))?;
                     let cookie = format!(
                         "{nonce_cookie}={nonce}; Path={}; HttpOnly; Secure; SameSite=Lax",
                         st.settings.challenge_url
@@ -230,7 +227,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// The user's entry with every state attribute and the mail attribute.
-    pub fn entry(&self, req: &mut Request<'_>) -> Result<UserEntry, c_int> {
+    pub fn entry(&self, req: &mut Request<'_>) -> Result<UserEntry, Outcome> {
         let s = &self.st.settings;
         let mut attrs: Vec<&str> = Role::ALL.iter().map(|r| s.attribute(*r)).collect();
         attrs.push(&s.mail_attribute);
@@ -243,26 +240,24 @@ impl<'a> Ctx<'a> {
             Ok(Lookup::Found(entry)) => Ok(entry),
             Ok(Lookup::NotFound | Lookup::Ambiguous) => {
                 event!(req, Level::Warn, "deny", "reason" = "unknown-user", "user" = self.user.as_str());
-                send_page(
-                    req,
+                Err(Outcome::Page(
                     status::FORBIDDEN,
-                    &pages::message(
+                    pages::message(
                         "Account not set up",
                         "Your account is not set up for the second sign-in step. Please contact your administrator.",
                         None,
                     ),
-                );
-                Err(OK)
+                ))
             }
             Err(e) => Err(directory_trouble(req, self, &e)),
         }
     }
 
     /// The entry, or the locked page (as `Err`) if the account is locked.
-    pub fn unlocked_entry(&self, req: &mut Request<'_>) -> Result<UserEntry, c_int> {
+    pub fn unlocked_entry(&self, req: &mut Request<'_>) -> Result<UserEntry, Outcome> {
         let entry = self.entry(req)?;
         match self.locked_until(&entry) {
-            Some(until) => Err(locked_page(req, until)),
+            Some(until) => Err(locked_page(until)),
             None => Ok(entry),
         }
     }
@@ -298,13 +293,12 @@ fn end_user_address(req: &Request<'_>) -> Option<IpAddr> {
 }
 
 /// The start page: locked, the TOTP form, or the ways to get going.
-pub(crate) fn start(req: &mut Request<'_>, ctx: &mut Ctx<'_>, error: Option<&str>) -> c_int {
+pub(crate) fn start(req: &mut Request<'_>, ctx: &mut Ctx<'_>, error: Option<&str>) -> Outcome {
     if !ctx.return_token.is_empty() && token::verify_return(ctx.keys, &ctx.return_token, &ctx.user, ctx.now).is_err() {
         event!(req, Level::Info, "deny", "reason" = "bad-return-token", "user" = ctx.user.as_str());
-        return send_page(
-            req,
+        return Outcome::Page(
             status::BAD_REQUEST,
-            &pages::message(
+            pages::message(
                 "This sign-in link has expired",
                 "Go back to the application and open it again: you will come back here with a fresh link.",
                 Some(("/", "Go to the start page")),
@@ -313,7 +307,7 @@ pub(crate) fn start(req: &mut Request<'_>, ctx: &mut Ctx<'_>, error: Option<&str
     }
     let entry = match ctx.unlocked_entry(req) {
         Ok(entry) => entry,
-        Err(status) => return status,
+        Err(outcome) => return outcome,
     };
     let enrolled = factors::TOTP.enrolled(&entry, &ctx.st.settings);
     let options = ctx.options(req, &entry);
@@ -323,7 +317,7 @@ pub(crate) fn start(req: &mut Request<'_>, ctx: &mut Ctx<'_>, error: Option<&str
     } else {
         pages::choose(&ctx.form_base(), &ctx.user, &options, mail.as_deref())
     };
-    send_page(req, status::OK, &body)
+    Outcome::Page(status::OK, body)
 }
 
 /// `alice@example.org` -> `a***@example.org`: enough to recognise, not to harvest.
@@ -334,10 +328,10 @@ fn mask_mail(mail: &str) -> String {
     }
 }
 
-pub(crate) fn locked_page(req: &mut Request<'_>, until: u64) -> c_int {
+pub(crate) fn locked_page(until: u64) -> Outcome {
     let when = (until != LOCKED_UNTIL_UNLOCKED).then(|| admin::iso8601(until).replace('T', " ").replace('Z', ""));
     let minutes = until.saturating_sub(now()).div_ceil(60);
-    send_page(req, status::FORBIDDEN, &pages::locked(when.as_deref().map(|w| (w, minutes))))
+    Outcome::Page(status::FORBIDDEN, pages::locked(when.as_deref().map(|w| (w, minutes))))
 }
 
 /// Before a code is checked, its attempt is counted (one compare-and-swap
@@ -349,7 +343,7 @@ pub(crate) fn reserve_attempt(
     ctx: &Ctx<'_>,
     entry: &UserEntry,
     factor: &Factor,
-) -> Result<u32, c_int> {
+) -> Result<u32, Outcome> {
     let method = factor.method.as_str();
     match lockout::reserve_attempt(&ctx.directory, &ctx.st.settings, &ctx.user, ctx.now) {
         Ok(Reservation::Granted { count, ended_lock }) => {
@@ -364,16 +358,15 @@ pub(crate) fn reserve_attempt(
                 notify::queue(req, ctx, entry, Notice::Locked { until });
             }
             event!(req, Level::Info, "deny", "reason" = "locked", "user" = ctx.user.as_str(), "method" = method);
-            Err(locked_page(req, until))
+            Err(locked_page(until))
         }
         // Too many writers at once: the attempt is neither counted nor checked.
         Err(StoreError::Conflict) => {
             event!(req, Level::Warn, "deny", "reason" = "busy", "user" = ctx.user.as_str(), "method" = method);
             req.set(Table::ErrOut, c"Retry-After", "5");
-            Err(send_page(
-                req,
+            Err(Outcome::Page(
                 status::SERVICE_UNAVAILABLE,
-                &pages::message(
+                pages::message(
                     "Too many attempts at once",
                     "Several codes for your account arrived at the same moment. Wait a few seconds, then try again.",
                     Some((&ctx.st.settings.challenge_url, "Start again")),
@@ -394,13 +387,13 @@ pub(crate) fn wrong_code(
     factor: &Factor,
     reason: &str,
     count: u32,
-) -> Result<String, c_int> {
+) -> Result<String, Outcome> {
     event!(req, Level::Warn, factor.fail_event, "user" = ctx.user.as_str(), "reason" = reason, "failures" = count);
     match lockout::record_wrong_code(&ctx.directory, &ctx.st.settings, &ctx.user, ctx.now) {
         Ok(Some(until)) => {
             event!(req, Level::Warn, "locked", "user" = ctx.user.as_str(), "until" = until);
             notify::queue(req, ctx, entry, Notice::Locked { until });
-            Err(locked_page(req, until))
+            Err(locked_page(until))
         }
         Ok(None) => {
             let left = lockout::attempts_left(count, ctx.st.settings.max_attempts);
@@ -419,12 +412,12 @@ pub(crate) fn wrong_code(
 
 /// A right code on a counted attempt: the count goes, unless the account
 /// was locked meanwhile (then the success does not count: the locked page).
-pub(crate) fn right_code(req: &mut Request<'_>, ctx: &Ctx<'_>, method: &str) -> Result<(), c_int> {
+pub(crate) fn right_code(req: &mut Request<'_>, ctx: &Ctx<'_>, method: &str) -> Result<(), Outcome> {
     match lockout::record_right_code(&ctx.directory, &ctx.st.settings, &ctx.user, ctx.now) {
         Ok(Ok(())) => Ok(()),
         Ok(Err(until)) => {
             event!(req, Level::Warn, "deny", "reason" = "locked", "user" = ctx.user.as_str(), "method" = method);
-            Err(locked_page(req, until))
+            Err(locked_page(until))
         }
         Err(e) => Err(directory_trouble(req, ctx, &e)),
     }
@@ -437,14 +430,16 @@ pub(crate) fn right_code(req: &mut Request<'_>, ctx: &Ctx<'_>, method: &str) -> 
 /// `reserve_attempt`): its end is written in the same modify as the
 /// completion, unless the account was locked meanwhile (then the locked
 /// page, and no completion).
-pub(crate) fn finish(req: &mut Request<'_>, ctx: &Ctx<'_>, canonical: &str, method: &str, ends_attempt: bool) -> c_int {
+pub(crate) fn finish(
+    req: &mut Request<'_>,
+    ctx: &Ctx<'_>,
+    canonical: &str,
+    method: &str,
+    ends_attempt: bool,
+) -> Outcome {
     match record_success(req, ctx, canonical, method, ends_attempt) {
-        Ok(target) => {
-            req.set(Table::ErrOut, c"Location", &target);
-            req.set(Table::ErrOut, c"Cache-Control", "no-store");
-            status::SEE_OTHER
-        }
-        Err(status) => status,
+        Ok(target) => Outcome::Redirect(target),
+        Err(outcome) => outcome,
     }
 }
 
@@ -455,7 +450,7 @@ pub(crate) fn record_success(
     canonical: &str,
     method: &str,
     ends_attempt: bool,
-) -> Result<String, c_int> {
+) -> Result<String, Outcome> {
     let s = &ctx.st.settings;
     let gateway_session = ctx.st.session_header.as_deref().and_then(|h| req.get(Table::In, h));
     // The completion lives as long as the challenge location's
@@ -471,17 +466,17 @@ pub(crate) fn record_success(
         }
         Ok(Recorded::Locked { until }) => {
             event!(req, Level::Warn, "deny", "reason" = "locked", "user" = ctx.user.as_str(), "method" = method);
-            return Err(locked_page(req, until));
+            return Err(locked_page(until));
         }
         Ok(Recorded::NoGatewaySession) => {
             event!(req, Level::Warn, "deny", "reason" = "no-gateway-session", "user" = canonical);
-            error_page(req, status::BAD_REQUEST, "Bad request", "The sign-in gateway sent no session id.");
-            return Err(status::BAD_REQUEST);
+            let page = pages::error(400, "Bad request", "The sign-in gateway sent no session id.");
+            return Err(Outcome::ErrorPage(status::BAD_REQUEST, page));
         }
         Err(Failure::Directory(e)) => return Err(directory_trouble(req, ctx, &e)),
         Err(Failure::Internal(reason)) => {
             event!(req, Level::Error, "internal-error", "reason" = reason);
-            return Err(status::INTERNAL_SERVER_ERROR);
+            return Err(Outcome::Status(status::INTERNAL_SERVER_ERROR));
         }
     }
     let (target, bad_token) = success::return_target(ctx.keys, &ctx.return_token, &ctx.user, ctx.now);
@@ -505,36 +500,10 @@ pub(crate) fn record_success(
     Ok(target)
 }
 
-/// The directory failed: one log line (summarised) and a clear page.
-pub(crate) fn directory_trouble(req: &mut Request<'_>, ctx: &Ctx<'_>, e: &StoreError) -> c_int {
+/// The directory failed: one log line (summarised) and the page of the
+/// access check's refusal for the same cause.
+pub(crate) fn directory_trouble(req: &mut Request<'_>, ctx: &Ctx<'_>, e: &StoreError) -> Outcome {
     enforce::log_directory_error(req, ctx.st, e, Some(&ctx.user));
     req.set(Table::ErrOut, c"Retry-After", "30");
-    send_page(
-        req,
-        status::SERVICE_UNAVAILABLE,
-        &pages::message(
-            "Sign-in temporarily unavailable",
-            "The second sign-in step cannot reach its directory right now. Please try again in a minute.",
-            None,
-        ),
-    );
-    OK
-}
-
-/// Sends a page with `status` (the handler then returns OK).
-pub(crate) fn send_page(req: &mut Request<'_>, status: c_int, body: &str) -> c_int {
-    security_headers(req);
-    req.set_status(status);
-    req.set_content_type(c"text/html; charset=utf-8");
-    if !req.header_only() {
-        req.write(body.as_bytes());
-    }
-    OK
-}
-
-/// Headers every challenge response carries.
-fn security_headers(req: &mut Request<'_>) {
-    for (name, value) in twofactor_core::policy::PAGE_HEADERS {
-        req.set(Table::ErrOut, name, value);
-    }
+    Outcome::Page(status::SERVICE_UNAVAILABLE, pages::directory_down())
 }

@@ -3,7 +3,7 @@
 //! out, so that a slow or broken mail relay never holds up the user. A
 //! failure is logged; the user's flow has long finished.
 
-use std::ffi::{c_int, CStr};
+use std::ffi::CStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -13,8 +13,9 @@ use twofactor_core::store::UserEntry;
 
 use super::Ctx;
 use crate::apache::log::{event, Level};
-use crate::apache::{Request, Table, DECLINED};
+use crate::apache::{Request, Table};
 use crate::enforce;
+use crate::outcome::Outcome;
 
 /// The request note that carries a queued notice (one value per notice);
 /// the request is marked too, so that requests without one cost nothing.
@@ -59,9 +60,9 @@ pub(crate) fn queue(req: &mut Request<'_>, ctx: &Ctx<'_>, entry: &UserEntry, not
 }
 
 /// The log-transaction hook: mails what the request queued.
-pub fn deliver(req: &mut Request<'_>) -> c_int {
+pub fn deliver(req: &mut Request<'_>) -> Outcome {
     if !req.marked_along_redirects() {
-        return DECLINED;
+        return Outcome::Declined;
     }
     let queued: Vec<Queued> = req
         .marked_notes(NOTE.to_str().unwrap_or_default())
@@ -69,10 +70,10 @@ pub fn deliver(req: &mut Request<'_>) -> c_int {
         .filter_map(|v| serde_json::from_slice(v).ok())
         .collect();
     if queued.is_empty() {
-        return DECLINED;
+        return Outcome::Declined;
     }
-    let Ok(Some(st)) = enforce::state(req) else { return DECLINED };
-    let Some(smtp) = &st.settings.smtp else { return DECLINED };
+    let Ok(Some(st)) = enforce::state(req) else { return Outcome::Declined };
+    let Some(smtp) = &st.settings.smtp else { return Outcome::Declined };
     let mailer = SmtpMailer::new(smtp, SMTP_TIMEOUT);
     for notice in queued {
         match mailer.send(&notice.to, &notice.subject, &notice.body) {
@@ -90,5 +91,5 @@ pub fn deliver(req: &mut Request<'_>) -> c_int {
             ),
         }
     }
-    DECLINED
+    Outcome::Declined
 }

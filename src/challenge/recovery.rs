@@ -1,34 +1,33 @@
 //! Recovery codes: `GET /recovery` and `POST /recovery`.
 
-use std::ffi::c_int;
-
 use twofactor_core::config::{Method, Role};
 use twofactor_core::factors::{self, recovery};
 use twofactor_core::notify::Notice;
 use twofactor_core::store::{Change, Directory, StoreError};
 
-use super::{pages, send_page, Ctx};
+use super::{pages, Ctx};
 use crate::apache::{status, Request};
+use crate::outcome::Outcome;
 
-pub fn page(req: &mut Request<'_>, ctx: &mut Ctx<'_>, error: Option<&str>) -> c_int {
+pub fn page(req: &mut Request<'_>, ctx: &mut Ctx<'_>, error: Option<&str>) -> Outcome {
     if !ctx.offers(Method::Recovery) {
         return super::start(req, ctx, Some("Recovery codes are not accepted here."));
     }
-    send_page(req, status::OK, &pages::recovery(&ctx.form_base(), error))
+    Outcome::Page(status::OK, pages::recovery(&ctx.form_base(), error))
 }
 
-pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
+pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> Outcome {
     if !ctx.offers(Method::Recovery) {
         return super::start(req, ctx, Some("Recovery codes are not accepted here."));
     }
     let code = ctx.field("code").unwrap_or("").to_string();
     let entry = match ctx.unlocked_entry(req) {
         Ok(entry) => entry,
-        Err(status) => return status,
+        Err(outcome) => return outcome,
     };
     let count = match super::reserve_attempt(req, ctx, &entry, &factors::RECOVERY) {
         Ok(count) => count,
-        Err(status) => return status,
+        Err(outcome) => return outcome,
     };
     let attr = ctx.st.settings.attribute(Role::Recovery);
     let values = entry.values(attr);
@@ -46,6 +45,6 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
     }
     match super::wrong_code(req, ctx, &entry, &factors::RECOVERY, "wrong", count) {
         Ok(message) => page(req, ctx, Some(&message)),
-        Err(status) => status,
+        Err(outcome) => outcome,
     }
 }

@@ -1,20 +1,19 @@
 //! `POST /totp`: a code from an authenticator app or a hardware token.
 
-use std::ffi::c_int;
-
 use twofactor_core::config::Role;
 use twofactor_core::factors;
 use twofactor_core::totp::{self, seal_context, LastStep, TotpRecord};
 
-use super::{pages, send_page, Ctx};
+use super::{pages, Ctx};
 use crate::apache::log::{event, Level};
 use crate::apache::{status, Request};
+use crate::outcome::Outcome;
 
-pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
+pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> Outcome {
     let code = ctx.field("code").unwrap_or("").to_string();
     let entry = match ctx.unlocked_entry(req) {
         Ok(entry) => entry,
-        Err(status) => return status,
+        Err(outcome) => return outcome,
     };
     let s = &ctx.st.settings;
     let Some(record) = entry.values(s.attribute(Role::Totp)).first().and_then(|v| TotpRecord::decode(v)) else {
@@ -22,10 +21,9 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
     };
     let Some((secret, _current_key)) = ctx.keys.open(&seal_context(&entry.username), &record.sealed) else {
         event!(req, Level::Error, "totp-error", "reason" = "cannot-open-secret", "user" = entry.username.as_str());
-        return send_page(
-            req,
+        return Outcome::Page(
             status::INTERNAL_SERVER_ERROR,
-            &pages::message(
+            pages::message(
                 "Your authenticator cannot be checked",
                 "The stored setup of your authenticator cannot be read (was the key file changed?). \
                  Please contact your administrator.",
@@ -36,7 +34,7 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
     // Counted before it is checked: parallel guesses cannot outrun the lock.
     let count = match super::reserve_attempt(req, ctx, &entry, &factors::TOTP) {
         Ok(count) => count,
-        Err(status) => return status,
+        Err(outcome) => return outcome,
     };
     let s = &ctx.st.settings;
     let last_attr = s.attribute(Role::TotpLast);
@@ -73,6 +71,6 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> c_int {
             };
             super::start(req, ctx, Some(&message))
         }
-        Err(status) => status,
+        Err(outcome) => outcome,
     }
 }

@@ -18,6 +18,7 @@ use crate::apache::sys::{
     cmd_parms, request_rec, server_rec, APR_SUCCESS, HTTP_INTERNAL_SERVER_ERROR,
 };
 use crate::apache::{Request, OK};
+use crate::outcome::{self, Outcome};
 use crate::state::ServerState;
 
 const INTERNAL_ERROR: c_int = HTTP_INTERNAL_SERVER_ERROR as c_int;
@@ -262,12 +263,16 @@ export! {
     on_panic(_) => ()
 }
 
-/// Runs a request hook's body on the request Apache passed.
-fn request_hook(r: *mut request_rec, body: fn(&mut Request<'_>) -> c_int) -> c_int {
+/// Runs a request hook's body on the request Apache passed, and carries
+/// out its outcome: the one place where an outcome becomes Apache's int.
+fn request_hook(r: *mut request_rec, body: fn(&mut Request<'_>) -> Outcome) -> c_int {
     // SAFETY: Apache passes the request being processed, valid and ours
     // for the duration of the hook call.
     match unsafe { Request::from_raw(r) } {
-        Some(mut req) => body(&mut req),
+        Some(mut req) => {
+            let outcome = body(&mut req);
+            outcome::respond(&mut req, outcome)
+        }
         None => INTERNAL_ERROR,
     }
 }

@@ -1,7 +1,10 @@
-//! The challenge pages: plain HTML forms that work without JavaScript,
-//! readable on a phone. Every value from outside goes through `text::html`.
+//! Every page the module sends: the challenge's plain HTML forms (they
+//! work without JavaScript and read well on a phone) and the short error
+//! pages of the access check. Every value from outside goes through
+//! `text::html`; the pages hold no script, so the CSP of
+//! `policy::PAGE_HEADERS` can forbid scripts outright.
 
-use twofactor_core::text::html;
+use crate::text::html;
 
 /// Hidden fields every form carries: the CSRF token and the return token.
 pub struct FormBase<'a> {
@@ -25,7 +28,7 @@ impl FormBase<'_> {
 
     /// A link to a page of the challenge, keeping the return token.
     pub fn link(&self, page: &str) -> String {
-        format!("{}/{page}?r={}", html(self.base), html(&twofactor_core::form::encode(self.return_token)))
+        format!("{}/{page}?r={}", html(self.base), html(&crate::form::encode(self.return_token)))
     }
 }
 
@@ -279,8 +282,138 @@ fn grouped(secret: &str) -> String {
     chars.chunks(4).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>().join(" ")
 }
 
+/// The short page Apache sends with an error status of the access check.
+pub fn error(status: u16, title: &str, message: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{status} {title}</title></head>\
+         <body><h1>{title}</h1><p>{message}</p></body></html>\n",
+        title = html(title),
+        message = html(message),
+    )
+}
+
+/// The directory does not answer: one page, wherever the request was
+/// refused (the access check or a step of the challenge).
+pub fn directory_down() -> String {
+    message(
+        "Sign-in temporarily unavailable",
+        "The second sign-in step cannot reach its directory right now. Please try again in a minute.",
+        None,
+    )
+}
+
 /// A plain message page (errors, expired links).
 pub fn message(title: &str, text: &str, link: Option<(&str, &str)>) -> String {
     let link = link.map(|(href, label)| format!("<p><a href=\"{}\">{}</a></p>", html(href), html(label)));
     layout(title, &format!("<p>{}</p>{}", html(text), link.unwrap_or_default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOSTILE: &str = "<script>alert(1)</script>\"'&";
+
+    fn base<'a>(r: &'a str) -> FormBase<'a> {
+        FormBase { base: "/2fa", csrf: "c\"sr<f", return_token: r }
+    }
+
+    fn all_options() -> Options {
+        Options { email: true, recovery: true, enroll: EnrollOffer::ByMail }
+    }
+
+    fn enrollment<'a>() -> Enrollment<'a> {
+        Enrollment {
+            qr_svg: "<svg></svg>",
+            secret_base32: "JBSWY3DPEHPK3PXP",
+            issuer: HOSTILE,
+            account: HOSTILE,
+            algorithm: "SHA1",
+            digits: 6,
+            period: 30,
+            pending: HOSTILE,
+            proof: HOSTILE,
+            registration_message: Some(HOSTILE),
+        }
+    }
+
+    /// Every page a user can be shown, with hostile text wherever a value
+    /// from outside goes.
+    fn every_page() -> Vec<(&'static str, String)> {
+        let f = base(HOSTILE);
+        vec![
+            ("totp", totp(&f, HOSTILE, Some(HOSTILE), &all_options(), Some(HOSTILE))),
+            ("choose", choose(&f, HOSTILE, &all_options(), Some(HOSTILE))),
+            ("email", email_code(&f, HOSTILE, Some(HOSTILE), Some(HOSTILE))),
+            ("recovery", recovery(&f, Some(HOSTILE))),
+            ("enroll", enroll(&f, &enrollment(), Some(HOSTILE))),
+            ("enrolled", enrolled(&[HOSTILE.to_string()], HOSTILE)),
+            ("locked", locked(Some((HOSTILE, 3)))),
+            ("message", message(HOSTILE, HOSTILE, Some((HOSTILE, HOSTILE)))),
+            ("error", error(403, HOSTILE, HOSTILE)),
+            ("directory", directory_down()),
+        ]
+    }
+
+    #[test]
+    fn values_from_outside_are_escaped_on_every_page() {
+        for (name, page) in every_page() {
+            assert!(!page.contains("<script"), "{name}: {page}");
+            assert!(!page.contains("\"'&\""), "{name}");
+            if name != "directory" {
+                assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39;&amp;"), "{name}: {page}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_code_forms_name_their_input_code_and_carry_the_csrf_and_return_tokens() {
+        let f = base("r-token");
+        let forms = [
+            ("totp", totp(&f, "alice", None, &all_options(), None), "/2fa/totp"),
+            ("email", email_code(&f, "login", None, None), "/2fa/email"),
+            ("recovery", recovery(&f, None), "/2fa/recovery"),
+            ("enroll", enroll(&f, &enrollment(), None), "/2fa/enroll"),
+        ];
+        for (name, page, action) in forms {
+            assert!(page.contains(&format!("<form method=\"post\" action=\"{action}\">")), "{name}: {page}");
+            assert!(page.contains("<input id=\"code\" name=\"code\" type=\"text\" autocomplete=\"one-time-code\""));
+            assert!(page.contains("name=\"csrf\" value=\"c&quot;sr&lt;f\""), "{name}");
+            assert!(page.contains("name=\"r\" value=\"r-token\""), "{name}");
+        }
+        // Recovery codes hold letters: no numeric keyboard for them.
+        assert!(!recovery(&f, None).contains("inputmode=\"numeric\""));
+        assert!(totp(&f, "alice", None, &all_options(), None).contains("inputmode=\"numeric\""));
+    }
+
+    #[test]
+    fn the_pages_need_no_script_and_the_policy_allows_none() {
+        let csp = crate::policy::PAGE_HEADERS
+            .iter()
+            .find(|(name, _)| *name == c"Content-Security-Policy")
+            .map(|(_, value)| *value)
+            .unwrap();
+        assert!(csp.starts_with("default-src 'none'") && !csp.contains("script-src"), "{csp}");
+        assert!(csp.contains("form-action 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+        for (name, page) in every_page() {
+            assert!(!page.contains("onclick=") && !page.contains("onload="), "{name}");
+            assert!(!page.contains("javascript:"), "{name}");
+            assert!(page.starts_with("<!DOCTYPE html>"), "{name}");
+        }
+    }
+
+    #[test]
+    fn one_directory_page_for_the_access_check_and_the_challenge() {
+        let page = directory_down();
+        assert!(page.contains("<h1>Sign-in temporarily unavailable</h1>"));
+        assert!(page.contains("cannot reach its directory"));
+    }
+
+    #[test]
+    fn counts_read_naturally() {
+        assert_eq!(plural(1, "attempt"), "1 attempt");
+        assert_eq!(plural(4, "attempt"), "4 attempts");
+        assert!(locked(Some(("2026-12-04 10:00:00", 0))).contains("about 1 minute"));
+        assert!(locked(None).contains("An administrator must unlock"));
+    }
 }

@@ -1,0 +1,64 @@
+//! What a hook or a challenge step answers, and the one place where that
+//! answer becomes Apache's `int` (`respond`, called by the exports only).
+
+use std::ffi::c_int;
+
+use crate::apache::{status, Request, Table, DECLINED, OK};
+
+/// An answer. Steps build it and return it; nothing below the exports
+/// turns it into a status or writes a page itself.
+#[must_use]
+#[derive(Debug)]
+pub enum Outcome {
+    /// Not ours to decide: the next module, or Apache, goes on (DECLINED).
+    Declined,
+    /// This hook is done and the request goes on (OK): an allow, or the
+    /// challenge path handed to the handler.
+    Proceed,
+    /// Apache answers with this status and its own body (an internal
+    /// error, a wrong method, no such page).
+    Status(c_int),
+    /// A page of ours, written as the response (the handler only).
+    Page(c_int, String),
+    /// An error page of ours, which Apache sends with this status (the
+    /// access hooks: it stands in for Apache's own error document).
+    ErrorPage(c_int, String),
+    /// 303 See Other to this path, never stored by a cache.
+    Redirect(String),
+}
+
+impl Outcome {
+    /// Whether the request goes on.
+    pub fn proceeds(&self) -> bool {
+        matches!(self, Outcome::Proceed)
+    }
+}
+
+/// Carries `outcome` out on `req` and returns what the hook returns.
+pub fn respond(req: &mut Request<'_>, outcome: Outcome) -> c_int {
+    match outcome {
+        Outcome::Declined => DECLINED,
+        Outcome::Proceed => OK,
+        Outcome::Status(status) => status,
+        Outcome::Page(status, body) => {
+            for (name, value) in twofactor_core::policy::PAGE_HEADERS {
+                req.set(Table::ErrOut, name, value);
+            }
+            req.set_status(status);
+            req.set_content_type(c"text/html; charset=utf-8");
+            if !req.header_only() {
+                req.write(body.as_bytes());
+            }
+            OK
+        }
+        Outcome::ErrorPage(status, body) => {
+            req.custom_response(status, &body);
+            status
+        }
+        Outcome::Redirect(location) => {
+            req.set(Table::ErrOut, c"Location", &location);
+            req.set(Table::ErrOut, c"Cache-Control", "no-store");
+            status::SEE_OTHER
+        }
+    }
+}
