@@ -9,9 +9,10 @@
 //!   scope runs without our verdict; and the challenge path is ours alone.
 
 use std::ffi::{c_int, CStr};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use twofactor_core::access::{self, Facts, Peer, Verdict};
+use twofactor_core::clock::now;
 use twofactor_core::completion::{self, Presented};
 use twofactor_core::config::{DirConfig, SessionBinding};
 use twofactor_core::outage::ErrorLine;
@@ -434,10 +435,6 @@ fn locked(req: &mut Request<'_>, st: &ServerState, user: &str, until: u64, refus
         return redirect_to_challenge(req, st, user);
     }
     error_page(status::FORBIDDEN, "Account locked", "Too many wrong codes: the second sign-in step is locked for now.")
-}
-
-pub fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Sends a request without a valid completion away: navigations to the

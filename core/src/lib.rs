@@ -6,6 +6,7 @@ pub mod access;
 pub mod admin;
 pub mod apacheconf;
 pub mod cache;
+pub mod clock;
 pub mod completion;
 pub mod config;
 pub mod csrf;

@@ -5,10 +5,10 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
 use twofactor_core::admin::{self, AdminError};
+use twofactor_core::clock::now;
 use twofactor_core::config::{Algorithm, Settings};
 use twofactor_core::keys::MIN_KEY_BYTES;
 use twofactor_core::notify::Notice;
@@ -109,10 +109,6 @@ fn main() -> ExitCode {
             ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
         }
     }
-}
-
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Prints `value` as JSON, or `text` for people.

@@ -10,10 +10,11 @@ use twofactor_core::mail::{Mailer, SmtpMailer};
 use twofactor_core::store::cas::{self, Decision};
 use twofactor_core::store::{schema, Change, Directory, StoreError, UserEntry};
 
-use super::{pages, Ctx};
+use super::ctx::Ctx;
 use crate::apache::log::{event, Level};
 use crate::apache::{status, Request};
 use crate::outcome::Outcome;
+use twofactor_core::pages;
 
 /// Limit of each step of one SMTP conversation: how long a user may wait
 /// for the "mail could not be sent" page when the relay hangs.
@@ -49,7 +50,7 @@ impl Purpose {
         let refusal = match self {
             Purpose::Login if ctx.offers(Method::Email) => None,
             Purpose::Login => Some(("email-not-offered", "Codes by mail are not offered here.")),
-            Purpose::Enroll => super::enroll::refusal(req, ctx, entry),
+            Purpose::Enroll => super::eligibility::refusal(req, ctx, entry),
         };
         match refusal {
             None => Ok(()),
@@ -62,7 +63,7 @@ impl Purpose {
                     "user" = ctx.user.as_str(),
                     "purpose" = self.as_str()
                 );
-                Err(super::start(req, ctx, Some(why)))
+                Err(super::steps::start(req, ctx, Some(why)))
             }
         }
     }
@@ -78,7 +79,7 @@ pub fn send(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> Outcome {
         return status;
     }
     let (Some(smtp), Some(to)) = (&ctx.st.settings.smtp, ctx.mail_address(&entry)) else {
-        return super::start(req, ctx, Some("A code cannot be sent by mail for this account."));
+        return super::steps::start(req, ctx, Some("A code cannot be sent by mail for this account."));
     };
     let s = &ctx.st.settings;
     let code = match factors::random_digits(factors::email::DIGITS) {
@@ -108,7 +109,7 @@ pub fn send(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> Outcome {
                 pages::email_code(&ctx.form_base(), purpose.as_str(), Some(&notice), None),
             );
         }
-        Err(e) => return super::directory_trouble(req, ctx, &e),
+        Err(e) => return super::ctx::directory_trouble(req, ctx, &e),
     };
     let (subject, body) = factors::email::message(&s.totp_issuer, &code, ttl.div_ceil(60));
     if let Err(e) = SmtpMailer::new(smtp, SMTP_TIMEOUT).send(to, &subject, &body) {
@@ -142,7 +143,7 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> Outcome {
     if let Err(status) = purpose.check(req, ctx, &entry) {
         return status;
     }
-    let count = match super::reserve_attempt(req, ctx, &entry, &factors::EMAIL) {
+    let count = match super::steps::reserve_attempt(req, ctx, &entry, &factors::EMAIL) {
         Ok(count) => count,
         Err(outcome) => return outcome,
     };
@@ -156,11 +157,11 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> Outcome {
         match ctx.directory.modify(&entry.dn, &[Change::Delete(attr.into(), vec![value])]) {
             Ok(()) => return accepted(req, ctx, purpose, &entry.username),
             Err(StoreError::Conflict) => {}
-            Err(e) => return super::directory_trouble(req, ctx, &e),
+            Err(e) => return super::ctx::directory_trouble(req, ctx, &e),
         }
     }
     let reason = if stored.is_none() { "no-code" } else { "wrong" };
-    match super::wrong_code(req, ctx, &entry, &factors::EMAIL, reason, count) {
+    match super::steps::wrong_code(req, ctx, &entry, &factors::EMAIL, reason, count) {
         Ok(message) => {
             let message = if stored.is_none() {
                 "That code has expired or was already used. Ask for a new one."
@@ -175,9 +176,9 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> Outcome {
 
 fn accepted(req: &mut Request<'_>, ctx: &mut Ctx<'_>, purpose: Purpose, canonical: &str) -> Outcome {
     match purpose {
-        Purpose::Login => super::finish(req, ctx, canonical, "email", true),
+        Purpose::Login => super::steps::finish(req, ctx, canonical, "email", true),
         Purpose::Enroll => {
-            if let Err(status) = super::right_code(req, ctx, "email") {
+            if let Err(status) = super::steps::right_code(req, ctx, "email") {
                 return status;
             }
             event!(req, Level::Info, "email-ok", "user" = canonical, "purpose" = "enroll");

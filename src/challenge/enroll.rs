@@ -8,13 +8,10 @@
 //! emailed passcode (`email.rs`). A user who holds a factor already adds or
 //! replaces one only after a recent completion made with it.
 
-use std::net::IpAddr;
-
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
-use twofactor_core::completion;
-use twofactor_core::config::{EnrollmentProof, Method, Role};
+use twofactor_core::config::{Method, Role};
 use twofactor_core::csrf::{self, Use};
 use twofactor_core::factors::totp::{enrollment_changes, Enrollment, Replacing};
 use twofactor_core::factors::{self, recovery};
@@ -23,14 +20,13 @@ use twofactor_core::secret::Secret;
 use twofactor_core::store::{Directory, StoreError, UserEntry};
 use twofactor_core::totp::{self, TotpParams, TotpRecord};
 
-use super::{pages, Ctx};
+use super::ctx::Ctx;
+use super::eligibility;
 use crate::apache::log::{event, Level};
 use crate::apache::{status, Request};
 use crate::outcome::Outcome;
+use twofactor_core::pages;
 
-/// Adding or replacing a factor needs a completion this recent, made with
-/// a factor the user already holds.
-const RECENT_COMPLETION_SECS: u64 = 900;
 /// How long a shown secret may wait for its first code.
 const PENDING_LIFETIME_SECS: u64 = 900;
 
@@ -59,68 +55,19 @@ fn state_fingerprint(ctx: &Ctx<'_>, entry: &UserEntry) -> String {
     URL_SAFE_NO_PAD.encode(ctx.keys.hash("enroll-state", current))
 }
 
-/// Enrollment is on, TOTP is offered, and the end user's address (as
-/// mod_remoteip derived it) is inside `TwoFactorEnrollmentFrom`.
-pub fn allowed_here(ctx: &Ctx<'_>) -> bool {
-    let s = &ctx.st.settings;
-    s.enrollment
-        && s.methods.contains(&Method::Totp)
-        && (s.enrollment_from.is_empty()
-            || ctx.end_user.is_some_and(|ip: IpAddr| s.enrollment_from.iter().any(|net| net.contains(ip))))
-}
-
-pub fn needs_mail_proof(ctx: &Ctx<'_>) -> bool {
-    ctx.st.settings.enrollment_proof == EnrollmentProof::Email
-}
-
-/// Whether this browser completed the challenge in the last minutes with a
-/// factor the user already holds (the emailed passcode proves the mailbox only).
-fn recent_factor_completion(req: &Request<'_>, ctx: &Ctx<'_>, entry: &UserEntry) -> bool {
-    crate::enforce::presented(req, ctx.st).is_some_and(|p| {
-        let values = entry.values(ctx.st.settings.attribute(Role::Completion));
-        completion::find_valid(values, &p, ctx.keys, ctx.now, RECENT_COMPLETION_SECS)
-            .is_some_and(|c| factors::proves_a_held_factor(&c.method))
-    })
-}
-
-/// Why this user may not add or replace a factor here and now, if not
-/// (SPEC §3: a user who has a factor needs a recent completion with it;
-/// otherwise only an administrator clears the way).
-pub fn refusal(req: &Request<'_>, ctx: &Ctx<'_>, entry: &UserEntry) -> Option<(&'static str, &'static str)> {
-    if !allowed_here(ctx) {
-        return Some(("enrollment-not-allowed", "Setting up a second factor is not possible from here."));
-    }
-    if factors::holds_any(entry, &ctx.st.settings) && !recent_factor_completion(req, ctx, entry) {
-        return Some((
-            "enrollment-needs-recent-factor",
-            "You already have a second factor. Sign in with it (your authenticator or a recovery code) first, \
-             then set up a new one. If you lost it, ask your administrator to reset it.",
-        ));
-    }
-    None
-}
-
-/// How the start page offers enrollment to this user, if at all.
-pub fn offer(req: &Request<'_>, ctx: &Ctx<'_>, entry: &UserEntry, can_mail: bool) -> pages::EnrollOffer {
-    match (refusal(req, ctx, entry), needs_mail_proof(ctx)) {
-        (Some(_), _) => pages::EnrollOffer::None,
-        (None, true) if can_mail => pages::EnrollOffer::ByMail,
-        (None, true) => pages::EnrollOffer::None,
-        (None, false) => pages::EnrollOffer::Link,
-    }
-}
-
 /// Checks everything that must hold before a secret is shown or saved.
 /// `Err` is the response already decided.
 fn permitted(req: &mut Request<'_>, ctx: &mut Ctx<'_>, proof: &str) -> Result<UserEntry, Outcome> {
     let entry = ctx.unlocked_entry(req)?;
-    if let Some((reason, why)) = refusal(req, ctx, &entry) {
+    if let Some((reason, why)) = eligibility::refusal(req, ctx, &entry) {
         event!(req, Level::Warn, "deny", "reason" = reason, "user" = ctx.user.as_str());
-        return Err(super::start(req, ctx, Some(why)));
+        return Err(super::steps::start(req, ctx, Some(why)));
     }
-    if needs_mail_proof(ctx) && !csrf::verify(ctx.keys, Use::EnrollProof, proof, &ctx.user, &ctx.nonce, ctx.now) {
+    if eligibility::needs_mail_proof(ctx)
+        && !csrf::verify(ctx.keys, Use::EnrollProof, proof, &ctx.user, &ctx.nonce, ctx.now)
+    {
         event!(req, Level::Warn, "deny", "reason" = "enrollment-without-proof", "user" = ctx.user.as_str());
-        return Err(super::start(req, ctx, Some("First confirm a code sent to your mail address.")));
+        return Err(super::steps::start(req, ctx, Some("First confirm a code sent to your mail address.")));
     }
     Ok(entry)
 }
@@ -211,7 +158,7 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> Outcome {
     };
     let Some((secret, params, pending)) = open_pending(ctx, &entry) else {
         event!(req, Level::Info, "enroll-fail", "user" = ctx.user.as_str(), "reason" = "no-pending-secret");
-        return super::start(req, ctx, Some("That setup page expired or was used already. Please start again."));
+        return super::steps::start(req, ctx, Some("That setup page expired or was used already. Please start again."));
     };
     let code = ctx.field("code").unwrap_or("").to_string();
     let s = &ctx.st.settings;
@@ -247,13 +194,13 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> Outcome {
     match ctx.directory.modify(&entry.dn, &enrollment_changes(s, &entry, enrollment)) {
         Ok(()) => {}
         Err(StoreError::Conflict) => {
-            return super::start(req, ctx, Some("Your authenticator was changed meanwhile. Sign in with it."));
+            return super::steps::start(req, ctx, Some("Your authenticator was changed meanwhile. Sign in with it."));
         }
-        Err(e) => return super::directory_trouble(req, ctx, &e),
+        Err(e) => return super::ctx::directory_trouble(req, ctx, &e),
     }
     let notice = Notice::Enrolled { replaced: previous.is_some(), recovery_codes: codes.len() };
     super::notify::queue(req, ctx, &entry, notice);
-    match super::record_success(req, ctx, &entry.username, factors::ENROLLED, false) {
+    match super::steps::record_success(req, ctx, &entry.username, factors::ENROLLED, false) {
         Ok(target) => Outcome::Page(status::OK, pages::enrolled(&codes, &target)),
         Err(outcome) => outcome,
     }

@@ -11,7 +11,7 @@ use twofactor_core::mail::{Mailer, SmtpMailer};
 use twofactor_core::notify::{self, Notice, Origin};
 use twofactor_core::store::UserEntry;
 
-use super::Ctx;
+use super::ctx::Ctx;
 use crate::apache::log::{event, Level};
 use crate::apache::{Request, Table};
 use crate::enforce;

@@ -5,27 +5,28 @@ use twofactor_core::factors::{self, recovery};
 use twofactor_core::notify::Notice;
 use twofactor_core::store::{Change, Directory, StoreError};
 
-use super::{pages, Ctx};
+use super::ctx::Ctx;
 use crate::apache::{status, Request};
 use crate::outcome::Outcome;
+use twofactor_core::pages;
 
 pub fn page(req: &mut Request<'_>, ctx: &mut Ctx<'_>, error: Option<&str>) -> Outcome {
     if !ctx.offers(Method::Recovery) {
-        return super::start(req, ctx, Some("Recovery codes are not accepted here."));
+        return super::steps::start(req, ctx, Some("Recovery codes are not accepted here."));
     }
     Outcome::Page(status::OK, pages::recovery(&ctx.form_base(), error))
 }
 
 pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> Outcome {
     if !ctx.offers(Method::Recovery) {
-        return super::start(req, ctx, Some("Recovery codes are not accepted here."));
+        return super::steps::start(req, ctx, Some("Recovery codes are not accepted here."));
     }
     let code = ctx.field("code").unwrap_or("").to_string();
     let entry = match ctx.unlocked_entry(req) {
         Ok(entry) => entry,
         Err(outcome) => return outcome,
     };
-    let count = match super::reserve_attempt(req, ctx, &entry, &factors::RECOVERY) {
+    let count = match super::steps::reserve_attempt(req, ctx, &entry, &factors::RECOVERY) {
         Ok(count) => count,
         Err(outcome) => return outcome,
     };
@@ -37,13 +38,13 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> Outcome {
             Ok(()) => {
                 let left = values.len().saturating_sub(1);
                 super::notify::queue(req, ctx, &entry, Notice::RecoveryCodeUsed { left });
-                return super::finish(req, ctx, &entry.username, "recovery", true);
+                return super::steps::finish(req, ctx, &entry.username, "recovery", true);
             }
             Err(StoreError::Conflict) => {}
-            Err(e) => return super::directory_trouble(req, ctx, &e),
+            Err(e) => return super::ctx::directory_trouble(req, ctx, &e),
         }
     }
-    match super::wrong_code(req, ctx, &entry, &factors::RECOVERY, "wrong", count) {
+    match super::steps::wrong_code(req, ctx, &entry, &factors::RECOVERY, "wrong", count) {
         Ok(message) => page(req, ctx, Some(&message)),
         Err(outcome) => outcome,
     }

@@ -4,10 +4,11 @@ use twofactor_core::config::Role;
 use twofactor_core::factors;
 use twofactor_core::totp::{self, seal_context, LastStep, TotpRecord};
 
-use super::{pages, Ctx};
+use super::ctx::Ctx;
 use crate::apache::log::{event, Level};
 use crate::apache::{status, Request};
 use crate::outcome::Outcome;
+use twofactor_core::pages;
 
 pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> Outcome {
     let code = ctx.field("code").unwrap_or("").to_string();
@@ -17,7 +18,7 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> Outcome {
     };
     let s = &ctx.st.settings;
     let Some(record) = entry.values(s.attribute(Role::Totp)).first().and_then(|v| TotpRecord::decode(v)) else {
-        return super::start(req, ctx, Some("No authenticator is set up for your account."));
+        return super::steps::start(req, ctx, Some("No authenticator is set up for your account."));
     };
     let Some((secret, _current_key)) = ctx.keys.open(&seal_context(&entry.username), &record.sealed) else {
         event!(req, Level::Error, "totp-error", "reason" = "cannot-open-secret", "user" = entry.username.as_str());
@@ -32,7 +33,7 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> Outcome {
         );
     };
     // Counted before it is checked: parallel guesses cannot outrun the lock.
-    let count = match super::reserve_attempt(req, ctx, &entry, &factors::TOTP) {
+    let count = match super::steps::reserve_attempt(req, ctx, &entry, &factors::TOTP) {
         Ok(count) => count,
         Err(outcome) => return outcome,
     };
@@ -54,22 +55,22 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> Outcome {
                             "steps" = accepted.drift
                         );
                     }
-                    return super::finish(req, ctx, &entry.username, "totp", true);
+                    return super::steps::finish(req, ctx, &entry.username, "totp", true);
                 }
                 Ok(false) => "replayed",
-                Err(e) => return super::directory_trouble(req, ctx, &e),
+                Err(e) => return super::ctx::directory_trouble(req, ctx, &e),
             }
         }
         Err(rejection) => rejection.as_str(),
     };
-    match super::wrong_code(req, ctx, &entry, &factors::TOTP, reason, count) {
+    match super::steps::wrong_code(req, ctx, &entry, &factors::TOTP, reason, count) {
         Ok(message) => {
             let message = if reason == "replayed" {
                 "That code was already used. Wait for the next one.".to_string()
             } else {
                 message
             };
-            super::start(req, ctx, Some(&message))
+            super::steps::start(req, ctx, Some(&message))
         }
         Err(outcome) => outcome,
     }
