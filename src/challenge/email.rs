@@ -43,7 +43,7 @@ impl Purpose {
         }
     }
 
-    /// `Err` (the response, already sent) when mail may not be used for this
+    /// `Err` (the answer instead) when mail may not be used for this
     /// purpose here: the enrollment rules are checked before a mail is
     /// sent or a code used, not only by the pages that offer the button.
     fn check(self, req: &mut Request<'_>, ctx: &mut Ctx<'_>, entry: &UserEntry) -> Result<(), Outcome> {

@@ -56,7 +56,7 @@ fn state_fingerprint(ctx: &Ctx<'_>, entry: &UserEntry) -> String {
 }
 
 /// Checks everything that must hold before a secret is shown or saved.
-/// `Err` is the response already decided.
+/// `Err` is the answer instead (a refusal, or the start page).
 fn permitted(req: &mut Request<'_>, ctx: &mut Ctx<'_>, proof: &str) -> Result<UserEntry, Outcome> {
     let entry = ctx.unlocked_entry(req)?;
     if let Some((reason, why)) = eligibility::refusal(req, ctx, &entry) {

@@ -68,7 +68,7 @@ fn mask_mail(mail: &str) -> String {
 /// Before a code is checked, its attempt is counted (one compare-and-swap
 /// in the directory), so that parallel submissions cannot check more codes
 /// than `TwoFactorMaxAttempts` allows. Returns the count with this attempt;
-/// `Err` is the response already sent (the locked page, or trouble).
+/// `Err` is the answer instead (the locked page, or trouble).
 pub(crate) fn reserve_attempt(
     req: &mut Request<'_>,
     ctx: &Ctx<'_>,
@@ -110,7 +110,7 @@ pub(crate) fn reserve_attempt(
 
 /// A wrong (or replayed) code on a counted attempt: logged, and the lock
 /// set if it was the last attempt allowed. `Ok` is the message for the form
-/// again; `Err` the response already sent (the locked page, or trouble).
+/// again; `Err` the answer instead (the locked page, or trouble).
 pub(crate) fn wrong_code(
     req: &mut Request<'_>,
     ctx: &Ctx<'_>,
