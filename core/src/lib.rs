@@ -16,6 +16,7 @@ pub mod identity;
 pub mod import;
 pub mod keys;
 pub mod mail;
+pub mod metrics;
 pub mod notify;
 pub mod outage;
 pub mod pages;

@@ -1,0 +1,548 @@
+//! The operators' numbers (SPEC §2 "Status and health"): what is counted,
+//! where each number lives in a row of counters, how the rows of all
+//! children add up, and the Prometheus text (format 0.0.4) and JSON forms.
+//!
+//! Each child writes only its own row (relaxed atomic adds: no lock, no
+//! contention); a scrape sums the rows. The rows live in shared memory that
+//! the module makes before the fork; this module sees them as slices of
+//! `AtomicU64` and never allocates on the counting path. No label holds a
+//! user name, a code or anything else a client chose: every label value is
+//! one of the constants below.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::{json, Map, Value};
+
+/// `twofactor_decisions_total{result,reason}`: every access decision in an
+/// enforced scope (the challenge path itself is counted by its steps).
+pub const DECISIONS: [(&str, &str); 15] = [
+    ("allow", "cache"),
+    ("allow", "directory"),
+    ("allow", "initial-request"),
+    ("challenge", "no-session"),
+    ("challenge", "no-completion"),
+    ("deny", "untrusted-peer"),
+    ("deny", "bad-proxy-secret"),
+    ("deny", "bad-identity"),
+    ("deny", "bad-session-header"),
+    ("deny", "unknown-user"),
+    ("deny", "locked"),
+    ("deny", "bad-path"),
+    ("deny", "bad-header"),
+    ("error", "directory-down"),
+    ("error", "internal"),
+];
+
+/// The factors whose attempts are counted, and how an attempt ended.
+pub const METHODS: [&str; 3] = ["totp", "email", "recovery"];
+pub const ATTEMPT_RESULTS: [&str; 4] = ["ok", "fail", "replayed", "locked"];
+pub const LDAP_OPS: [&str; 2] = ["search", "modify"];
+pub const OUTCOMES: [&str; 2] = ["ok", "error"];
+pub const MAIL_KINDS: [&str; 2] = ["passcode", "notice"];
+pub const ENROLLMENT_METHODS: [&str; 1] = ["totp"];
+pub const CACHE_RESULTS: [&str; 2] = ["hit", "miss"];
+
+/// Upper bounds of the duration histograms' buckets, in seconds.
+pub const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+
+/// A histogram's slots: one per bucket, one above the last, the count,
+/// and the sum in microseconds.
+const HISTOGRAM_SLOTS: usize = BUCKETS.len() + 3;
+
+/// The row's owner (a child's pid; 0: free).
+pub const OWNER: usize = 0;
+const DECISIONS_AT: usize = 1;
+const ATTEMPTS_AT: usize = DECISIONS_AT + DECISIONS.len();
+const LOCKS_AT: usize = ATTEMPTS_AT + METHODS.len() * ATTEMPT_RESULTS.len();
+const CACHE_AT: usize = LOCKS_AT + 1;
+const LDAP_OPS_AT: usize = CACHE_AT + CACHE_RESULTS.len();
+const LDAP_TIME_AT: usize = LDAP_OPS_AT + LDAP_OPS.len() * OUTCOMES.len();
+const DECISION_TIME_AT: usize = LDAP_TIME_AT + HISTOGRAM_SLOTS;
+const MAILS_AT: usize = DECISION_TIME_AT + HISTOGRAM_SLOTS;
+const ENROLLMENTS_AT: usize = MAILS_AT + MAIL_KINDS.len() * OUTCOMES.len();
+/// The directory's health as this child last saw it: `seen << 1 | up`,
+/// `seen` in Unix seconds; the freshest observation of all rows wins.
+const LDAP_SEEN_AT: usize = ENROLLMENTS_AT + ENROLLMENT_METHODS.len();
+
+/// Counters in one row.
+pub const ROW_LEN: usize = LDAP_SEEN_AT + 1;
+
+/// One child's counters.
+#[derive(Clone, Copy)]
+pub struct Row<'a> {
+    slots: &'a [AtomicU64],
+}
+
+/// A duration histogram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timing {
+    /// One directory operation.
+    Ldap,
+    /// One access decision, from the facts to the verdict.
+    Decision,
+}
+
+impl Timing {
+    fn at(self) -> usize {
+        match self {
+            Timing::Ldap => LDAP_TIME_AT,
+            Timing::Decision => DECISION_TIME_AT,
+        }
+    }
+}
+
+fn position(list: &[&str], value: &str) -> Option<usize> {
+    list.iter().position(|v| *v == value)
+}
+
+impl<'a> Row<'a> {
+    /// A row over `slots`; `None` if it is not `ROW_LEN` long.
+    pub fn new(slots: &'a [AtomicU64]) -> Option<Row<'a>> {
+        (slots.len() == ROW_LEN).then_some(Row { slots })
+    }
+
+    fn add(&self, slot: usize) {
+        if let Some(counter) = self.slots.get(slot) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a decision; an unknown pair is a bug in the caller and is
+    /// counted nowhere rather than somewhere wrong.
+    pub fn decision(&self, result: &str, reason: &str) {
+        if let Some(i) = DECISIONS.iter().position(|d| *d == (result, reason)) {
+            self.add(DECISIONS_AT + i);
+        }
+    }
+
+    pub fn attempt(&self, method: &str, result: &str) {
+        if let (Some(m), Some(r)) = (position(&METHODS, method), position(&ATTEMPT_RESULTS, result)) {
+            self.add(ATTEMPTS_AT + m * ATTEMPT_RESULTS.len() + r);
+        }
+    }
+
+    pub fn lock(&self) {
+        self.add(LOCKS_AT);
+    }
+
+    pub fn cache_lookup(&self, hit: bool) {
+        self.add(CACHE_AT + usize::from(!hit));
+    }
+
+    pub fn ldap_operation(&self, op: &str, ok: bool) {
+        if let Some(o) = position(&LDAP_OPS, op) {
+            self.add(LDAP_OPS_AT + o * OUTCOMES.len() + usize::from(!ok));
+        }
+    }
+
+    pub fn mail(&self, kind: &str, ok: bool) {
+        if let Some(k) = position(&MAIL_KINDS, kind) {
+            self.add(MAILS_AT + k * OUTCOMES.len() + usize::from(!ok));
+        }
+    }
+
+    pub fn enrollment(&self, method: &str) {
+        if let Some(m) = position(&ENROLLMENT_METHODS, method) {
+            self.add(ENROLLMENTS_AT + m);
+        }
+    }
+
+    /// Records a duration in the histogram `timing`.
+    pub fn observe(&self, timing: Timing, seconds: f64) {
+        let at = timing.at();
+        let bucket = BUCKETS.iter().position(|b| seconds <= *b).unwrap_or(BUCKETS.len());
+        self.add(at + bucket);
+        self.add(at + BUCKETS.len() + 1);
+        if let Some(sum) = self.slots.get(at + BUCKETS.len() + 2) {
+            sum.fetch_add((seconds.max(0.0) * 1e6) as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// What this child saw of the directory at `now` (Unix seconds).
+    pub fn directory_seen(&self, up: bool, now: u64) {
+        if let Some(slot) = self.slots.get(LDAP_SEEN_AT) {
+            slot.store(now << 1 | u64::from(up), Ordering::Relaxed);
+        }
+    }
+}
+
+/// The sum of every row in use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Totals {
+    slots: Vec<u64>,
+    /// Rows with an owner: the children counting now.
+    pub children: u64,
+}
+
+impl Totals {
+    /// Adds up `rows` (each `ROW_LEN` counters). Rows without an owner are
+    /// left out of the children and the directory's health, but their
+    /// counts stay: a child that ended still served those requests.
+    pub fn sum<'a>(rows: impl IntoIterator<Item = Row<'a>>) -> Totals {
+        let mut slots = vec![0u64; ROW_LEN];
+        let mut children = 0;
+        for row in rows {
+            if row.slots[OWNER].load(Ordering::Relaxed) != 0 {
+                children += 1;
+            }
+            for (i, total) in slots.iter_mut().enumerate().skip(1) {
+                let value = row.slots[i].load(Ordering::Relaxed);
+                *total = if i == LDAP_SEEN_AT { (*total).max(value) } else { total.wrapping_add(value) };
+            }
+        }
+        Totals { slots, children }
+    }
+
+    pub fn decisions(&self, result: &str, reason: &str) -> u64 {
+        DECISIONS.iter().position(|d| *d == (result, reason)).map_or(0, |i| self.slots[DECISIONS_AT + i])
+    }
+
+    pub fn attempts(&self, method: &str, result: &str) -> u64 {
+        match (position(&METHODS, method), position(&ATTEMPT_RESULTS, result)) {
+            (Some(m), Some(r)) => self.slots[ATTEMPTS_AT + m * ATTEMPT_RESULTS.len() + r],
+            _ => 0,
+        }
+    }
+
+    pub fn locks(&self) -> u64 {
+        self.slots[LOCKS_AT]
+    }
+
+    /// `None`: no child has asked the directory yet.
+    pub fn ldap_up(&self) -> Option<bool> {
+        let seen = self.slots[LDAP_SEEN_AT];
+        (seen != 0).then_some(seen & 1 == 1)
+    }
+
+    fn pair(&self, at: usize, outer: &[&str], inner: &[&str], i: usize, j: usize) -> u64 {
+        debug_assert!(i < outer.len() && j < inner.len());
+        self.slots[at + i * inner.len() + j]
+    }
+
+    /// The Prometheus text format 0.0.4.
+    pub fn prometheus(&self) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        family(&mut out, "twofactor_decisions_total", "counter", "Access decisions in enforced scopes.");
+        for (i, (result, reason)) in DECISIONS.iter().enumerate() {
+            sample(
+                &mut out,
+                "twofactor_decisions_total",
+                &[("result", result), ("reason", reason)],
+                self.slots[DECISIONS_AT + i],
+            );
+        }
+        family(&mut out, "twofactor_factor_attempts_total", "counter", "Codes checked, by factor and result.");
+        for (m, method) in METHODS.iter().enumerate() {
+            for (r, result) in ATTEMPT_RESULTS.iter().enumerate() {
+                let value = self.pair(ATTEMPTS_AT, &METHODS, &ATTEMPT_RESULTS, m, r);
+                sample(&mut out, "twofactor_factor_attempts_total", &[("method", method), ("result", result)], value);
+            }
+        }
+        family(&mut out, "twofactor_locks_total", "counter", "Accounts locked after too many wrong codes.");
+        sample(&mut out, "twofactor_locks_total", &[], self.locks());
+        family(&mut out, "twofactor_cache_lookups_total", "counter", "Look-ups in the children's completion caches.");
+        for (i, result) in CACHE_RESULTS.iter().enumerate() {
+            sample(&mut out, "twofactor_cache_lookups_total", &[("result", result)], self.slots[CACHE_AT + i]);
+        }
+        family(&mut out, "twofactor_ldap_operations_total", "counter", "Directory operations, by kind and outcome.");
+        for (o, op) in LDAP_OPS.iter().enumerate() {
+            for (r, result) in OUTCOMES.iter().enumerate() {
+                let value = self.pair(LDAP_OPS_AT, &LDAP_OPS, &OUTCOMES, o, r);
+                sample(&mut out, "twofactor_ldap_operations_total", &[("op", op), ("result", result)], value);
+            }
+        }
+        self.histogram(&mut out, "twofactor_ldap_duration_seconds", "Time of one directory operation.", Timing::Ldap);
+        self.histogram(
+            &mut out,
+            "twofactor_decision_duration_seconds",
+            "Time of one access decision.",
+            Timing::Decision,
+        );
+        family(&mut out, "twofactor_mails_total", "counter", "Mails sent (passcodes and notices), by outcome.");
+        for (k, kind) in MAIL_KINDS.iter().enumerate() {
+            for (r, result) in OUTCOMES.iter().enumerate() {
+                let value = self.pair(MAILS_AT, &MAIL_KINDS, &OUTCOMES, k, r);
+                sample(&mut out, "twofactor_mails_total", &[("kind", kind), ("result", result)], value);
+            }
+        }
+        family(&mut out, "twofactor_enrollments_total", "counter", "Factors set up through the challenge pages.");
+        for (m, method) in ENROLLMENT_METHODS.iter().enumerate() {
+            sample(&mut out, "twofactor_enrollments_total", &[("method", method)], self.slots[ENROLLMENTS_AT + m]);
+        }
+        family(&mut out, "twofactor_ldap_up", "gauge", "Whether the directory answered the last operation (0 or 1).");
+        sample(&mut out, "twofactor_ldap_up", &[], u64::from(self.ldap_up().unwrap_or(false)));
+        family(&mut out, "twofactor_children", "gauge", "Children of this server counting now.");
+        sample(&mut out, "twofactor_children", &[], self.children);
+        out
+    }
+
+    fn histogram(&self, out: &mut String, name: &str, help: &str, timing: Timing) {
+        let at = timing.at();
+        family(out, name, "histogram", help);
+        let bucket_name = format!("{name}_bucket");
+        let mut cumulative = 0;
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            cumulative += self.slots[at + i];
+            sample(out, &bucket_name, &[("le", &bound.to_string())], cumulative);
+        }
+        let count = self.slots[at + BUCKETS.len() + 1];
+        sample(out, &bucket_name, &[("le", "+Inf")], count);
+        let sum = self.slots[at + BUCKETS.len() + 2] as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}");
+        sample(out, &format!("{name}_count"), &[], count);
+    }
+
+    /// The same numbers as one JSON object.
+    pub fn json(&self) -> Value {
+        let nested = |at: usize, outer: &[&str], inner: &[&str]| -> Value {
+            let mut map = Map::new();
+            for (i, o) in outer.iter().enumerate() {
+                let values: Map<String, Value> = inner
+                    .iter()
+                    .enumerate()
+                    .map(|(j, n)| (n.to_string(), json!(self.pair(at, outer, inner, i, j))))
+                    .collect();
+                map.insert(o.to_string(), Value::Object(values));
+            }
+            Value::Object(map)
+        };
+        let mut decisions = Map::new();
+        for (i, (result, reason)) in DECISIONS.iter().enumerate() {
+            let entry = decisions.entry(result.to_string()).or_insert_with(|| json!({}));
+            if let Value::Object(reasons) = entry {
+                reasons.insert(reason.to_string(), json!(self.slots[DECISIONS_AT + i]));
+            }
+        }
+        let histogram = |timing: Timing| -> Value {
+            let at = timing.at();
+            let count = self.slots[at + BUCKETS.len() + 1];
+            let sum = self.slots[at + BUCKETS.len() + 2] as f64 / 1e6;
+            let mut cumulative = 0;
+            let buckets: Vec<Value> = BUCKETS
+                .iter()
+                .enumerate()
+                .map(|(i, bound)| {
+                    cumulative += self.slots[at + i];
+                    json!({ "le": bound, "count": cumulative })
+                })
+                .collect();
+            json!({ "buckets": buckets, "count": count, "sum": sum })
+        };
+        json!({
+            "decisions": decisions,
+            "factor_attempts": nested(ATTEMPTS_AT, &METHODS, &ATTEMPT_RESULTS),
+            "locks": self.locks(),
+            "cache_lookups": { "hit": self.slots[CACHE_AT], "miss": self.slots[CACHE_AT + 1] },
+            "ldap_operations": nested(LDAP_OPS_AT, &LDAP_OPS, &OUTCOMES),
+            "ldap_duration_seconds": histogram(Timing::Ldap),
+            "decision_duration_seconds": histogram(Timing::Decision),
+            "mails": nested(MAILS_AT, &MAIL_KINDS, &OUTCOMES),
+            "enrollments": ENROLLMENT_METHODS
+                .iter()
+                .enumerate()
+                .map(|(m, method)| (method.to_string(), json!(self.slots[ENROLLMENTS_AT + m])))
+                .collect::<Map<String, Value>>(),
+            "ldap_up": self.ldap_up(),
+            "children": self.children,
+        })
+    }
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// One sample line. Label values are the constants of this module, which
+/// need no escaping; the assertion keeps it so.
+fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: u64) {
+    out.push_str(name);
+    if !labels.is_empty() {
+        out.push('{');
+        for (i, (label, value)) in labels.iter().enumerate() {
+            debug_assert!(!value.contains(['"', '\\', '\n']));
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{label}=\"{value}\"");
+        }
+        out.push('}');
+    }
+    let _ = writeln!(out, " {value}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(n: usize) -> Vec<AtomicU64> {
+        (0..n * ROW_LEN).map(|_| AtomicU64::new(0)).collect()
+    }
+
+    fn row(slots: &[AtomicU64], i: usize) -> Row<'_> {
+        Row::new(&slots[i * ROW_LEN..(i + 1) * ROW_LEN]).unwrap()
+    }
+
+    fn totals(slots: &[AtomicU64]) -> Totals {
+        Totals::sum(slots.chunks(ROW_LEN).map(|r| Row::new(r).unwrap()))
+    }
+
+    #[test]
+    fn every_slot_has_its_own_place() {
+        let slots = rows(1);
+        let r = row(&slots, 0);
+        for (result, reason) in DECISIONS {
+            r.decision(result, reason);
+        }
+        for method in METHODS {
+            for result in ATTEMPT_RESULTS {
+                r.attempt(method, result);
+            }
+        }
+        r.lock();
+        r.cache_lookup(true);
+        r.cache_lookup(false);
+        for op in LDAP_OPS {
+            r.ldap_operation(op, true);
+            r.ldap_operation(op, false);
+        }
+        for kind in MAIL_KINDS {
+            r.mail(kind, true);
+            r.mail(kind, false);
+        }
+        r.enrollment("totp");
+        // Each counter was hit once: no two share a slot, none is outside the row.
+        let counted: Vec<u64> = slots[DECISIONS_AT..LDAP_TIME_AT]
+            .iter()
+            .chain(&slots[MAILS_AT..LDAP_SEEN_AT])
+            .map(|s| s.load(Ordering::Relaxed))
+            .collect();
+        assert!(counted.iter().all(|v| *v == 1), "{counted:?}");
+        assert_eq!(slots[OWNER].load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn unknown_labels_are_counted_nowhere() {
+        let slots = rows(1);
+        let r = row(&slots, 0);
+        r.decision("allow", "alice");
+        r.attempt("sms", "ok");
+        r.attempt("totp", "maybe");
+        r.ldap_operation("delete", true);
+        r.mail("spam", true);
+        r.enrollment("webauthn");
+        assert!(slots.iter().all(|s| s.load(Ordering::Relaxed) == 0));
+    }
+
+    #[test]
+    fn the_rows_of_all_children_add_up_whoever_counted() {
+        let slots = rows(4);
+        std::thread::scope(|scope| {
+            for child in 0..4 {
+                let slots = &slots;
+                scope.spawn(move || {
+                    let r = row(slots, child);
+                    for _ in 0..1000 {
+                        r.decision("allow", "cache");
+                        r.attempt("totp", "fail");
+                    }
+                });
+            }
+        });
+        row(&slots, 0).slots[OWNER].store(101, Ordering::Relaxed);
+        row(&slots, 2).slots[OWNER].store(103, Ordering::Relaxed);
+        let t = totals(&slots);
+        assert_eq!(t.decisions("allow", "cache"), 4000);
+        assert_eq!(t.attempts("totp", "fail"), 4000);
+        assert_eq!(t.attempts("totp", "ok"), 0);
+        assert_eq!(t.children, 2, "rows without an owner count their numbers, not as children");
+    }
+
+    #[test]
+    fn the_freshest_view_of_the_directory_wins() {
+        let slots = rows(2);
+        assert_eq!(totals(&slots).ldap_up(), None);
+        row(&slots, 0).directory_seen(true, 1000);
+        row(&slots, 1).directory_seen(false, 1001);
+        assert_eq!(totals(&slots).ldap_up(), Some(false));
+        row(&slots, 0).directory_seen(true, 1002);
+        assert_eq!(totals(&slots).ldap_up(), Some(true));
+    }
+
+    #[test]
+    fn histograms_are_cumulative_with_count_and_sum() {
+        let slots = rows(1);
+        let r = row(&slots, 0);
+        for seconds in [0.0002, 0.0007, 0.003, 0.003, 7.0] {
+            r.observe(Timing::Ldap, seconds);
+        }
+        let text = totals(&slots).prometheus();
+        assert!(text.contains("twofactor_ldap_duration_seconds_bucket{le=\"0.0005\"} 1\n"), "{text}");
+        assert!(text.contains("twofactor_ldap_duration_seconds_bucket{le=\"0.001\"} 2\n"));
+        assert!(text.contains("twofactor_ldap_duration_seconds_bucket{le=\"0.005\"} 4\n"));
+        assert!(text.contains("twofactor_ldap_duration_seconds_bucket{le=\"2.5\"} 4\n"));
+        assert!(text.contains("twofactor_ldap_duration_seconds_bucket{le=\"+Inf\"} 5\n"));
+        assert!(text.contains("twofactor_ldap_duration_seconds_count 5\n"));
+        assert!(text.contains("twofactor_ldap_duration_seconds_sum 7.0069\n"), "{text}");
+        assert!(text.contains("twofactor_decision_duration_seconds_count 0\n"));
+        let json = totals(&slots).json();
+        assert_eq!(json["ldap_duration_seconds"]["count"], 5);
+        assert_eq!(json["ldap_duration_seconds"]["buckets"][1]["count"], 2);
+    }
+
+    /// The text format's grammar as far as Prometheus needs it: every
+    /// family announced by HELP and TYPE before its samples, every sample
+    /// `name{label="value",...} number`, no family twice.
+    #[test]
+    fn the_text_format_is_well_formed() {
+        let slots = rows(2);
+        row(&slots, 1).decision("deny", "locked");
+        row(&slots, 1).lock();
+        let text = totals(&slots).prometheus();
+        let sample =
+            regex::Regex::new(r#"^([a-z_]+)(\{[a-z]+="[^"\\\n]*"(,[a-z]+="[^"\\\n]*")*\})? [0-9.e+-]+$"#).unwrap();
+        let mut typed: Vec<(String, String)> = Vec::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').unwrap();
+                assert!(!typed.iter().any(|(n, _)| n == name), "{name} twice");
+                typed.push((name.to_string(), kind.to_string()));
+            } else if line.starts_with("# HELP ") {
+                continue;
+            } else {
+                let caps = sample.captures(line).unwrap_or_else(|| panic!("not a sample: {line:?}"));
+                let name = &caps[1];
+                let (family, kind) = typed.last().unwrap();
+                let ok = name == family
+                    || (kind == "histogram"
+                        && [format!("{family}_bucket"), format!("{family}_sum"), format!("{family}_count")]
+                            .iter()
+                            .any(|n| n == name));
+                assert!(ok, "{name} outside its family {family}");
+            }
+        }
+        assert_eq!(typed.len(), 11, "every family of SPEC §2");
+        assert!(text.contains("twofactor_decisions_total{result=\"deny\",reason=\"locked\"} 1\n"));
+        assert!(text.contains("twofactor_locks_total 1\n"));
+        assert!(text.ends_with('\n'));
+    }
+
+    #[test]
+    fn json_holds_the_same_numbers() {
+        let slots = rows(1);
+        let r = row(&slots, 0);
+        r.decision("challenge", "no-completion");
+        r.attempt("email", "replayed");
+        r.mail("notice", false);
+        r.cache_lookup(false);
+        let t = totals(&slots);
+        let json = t.json();
+        assert_eq!(json["decisions"]["challenge"]["no-completion"], 1);
+        assert_eq!(json["decisions"]["allow"]["cache"], 0);
+        assert_eq!(json["factor_attempts"]["email"]["replayed"], 1);
+        assert_eq!(json["mails"]["notice"]["error"], 1);
+        assert_eq!(json["cache_lookups"]["miss"], 1);
+        assert_eq!(json["ldap_up"], Value::Null);
+        assert_eq!(json["children"], 0);
+    }
+}
