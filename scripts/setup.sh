@@ -12,6 +12,7 @@ packages=(
   postfix            # for /usr/sbin/smtp-sink, a real SMTP server for tests
   chromium chromium-driver
   python3-aiosmtpd   # a TLS-capable SMTP server for the STARTTLS and SMTPS tests
+  python3-prometheus-client   # a real parser for the metrics test
   oathtool wrk curl ca-certificates
   valgrind           # the benchmark's instruction counts
 )

@@ -11,10 +11,11 @@
 use std::ffi::{c_int, CStr};
 use std::time::Instant;
 
-use twofactor_core::access::{self, Facts, Peer, Verdict};
+use twofactor_core::access::{self, Facts, Peer, Source, Verdict};
 use twofactor_core::clock::now;
 use twofactor_core::completion::{self, Presented};
 use twofactor_core::config::{DirConfig, SessionBinding};
+use twofactor_core::metrics::{Row, Timing};
 use twofactor_core::outage::ErrorLine;
 use twofactor_core::policy::Refusal;
 use twofactor_core::store::{Directory, StoreError};
@@ -133,6 +134,7 @@ pub fn header_parser(req: &mut Request<'_>) -> Outcome {
             "reason" = violation.as_str(),
             "path" = log_field(req.unparsed_uri().map(str::as_bytes).unwrap_or(b"?"), 256),
         );
+        crate::metrics::count(|m| m.decision("deny", "bad-path"));
         return error_page(
             status::BAD_REQUEST,
             "Bad request",
@@ -143,6 +145,7 @@ pub fn header_parser(req: &mut Request<'_>) -> Outcome {
         req.values(Table::In, "Connection").any(|v| identity::connection_names_protected(v, &st.protected_headers));
     if connection_trick {
         event!(req, Level::Warn, "deny", "reason" = "bad-header", "detail" = "connection-names-security-header");
+        crate::metrics::count(|m| m.decision("deny", "bad-header"));
         return error_page(status::BAD_REQUEST, "Bad request", "A security header is named in the Connection header.");
     }
     Outcome::Declined
@@ -240,7 +243,9 @@ fn evaluate(req: &mut Request<'_>, st: &ServerState, challenge: bool) -> Outcome
         requested_with: req.get(Table::In, c"X-Requested-With"),
     };
     let directory = st.directory.as_ref().map(|d| d as &dyn Directory);
-    let verdict = access::decide(&facts, s, directory, &st.cache, now(), Instant::now());
+    let started = Instant::now();
+    let verdict = access::decide(&facts, s, directory, &st.cache, now(), started);
+    crate::metrics::count(|m| counted(m, &verdict, started));
     if verdict.directory_answered() {
         note_directory_answered(req, st);
     }
@@ -250,6 +255,31 @@ fn evaluate(req: &mut Request<'_>, st: &ServerState, challenge: bool) -> Outcome
         }
     }
     carry_out(req, st, verdict)
+}
+
+/// The decision in the metrics: its result and reason, its time, and
+/// whether the cache answered.
+fn counted(m: Row<'_>, verdict: &Verdict<'_>, started: Instant) {
+    m.observe(Timing::Decision, started.elapsed().as_secs_f64());
+    match verdict {
+        Verdict::Allow { source: Source::Cache, .. } => m.cache_lookup(true),
+        Verdict::DirectoryDown { .. } => m.cache_lookup(false),
+        v if v.directory_answered() => m.cache_lookup(false),
+        _ => {}
+    }
+    let (result, reason) = match verdict {
+        Verdict::Allow { source, .. } => ("allow", source.as_str()),
+        Verdict::Challenge { .. } => return,
+        Verdict::Refuse { reason, .. } => ("challenge", *reason),
+        Verdict::Locked { .. } => ("deny", "locked"),
+        Verdict::Spoof { peer } => ("deny", peer.refusal_reason()),
+        Verdict::BadIdentity { .. } => ("deny", "bad-identity"),
+        Verdict::BadSessionHeader { .. } => ("deny", "bad-session-header"),
+        Verdict::UnknownUser { .. } => ("deny", "unknown-user"),
+        Verdict::DirectoryDown { .. } => ("error", "directory-down"),
+        Verdict::NotConfigured => ("error", "internal"),
+    };
+    m.decision(result, reason);
 }
 
 fn carry_out(req: &mut Request<'_>, st: &ServerState, verdict: Verdict<'_>) -> Outcome {

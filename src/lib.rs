@@ -15,5 +15,7 @@ mod challenge;
 mod enforce;
 #[allow(unsafe_code)]
 mod ffi;
+mod metrics;
 mod outcome;
 mod state;
+mod status;

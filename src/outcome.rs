@@ -1,7 +1,7 @@
 //! What a hook or a challenge step answers, and the one place where that
 //! answer becomes Apache's `int` (`respond`, called by the exports only).
 
-use std::ffi::c_int;
+use std::ffi::{c_int, CStr};
 
 use crate::apache::{status, Request, Table, DECLINED, OK};
 
@@ -25,6 +25,9 @@ pub enum Outcome {
     ErrorPage(c_int, String),
     /// 303 See Other to this path, never stored by a cache.
     Redirect(String),
+    /// A document that is not a page (metrics, health), never stored by a
+    /// cache; the handler only.
+    Document { status: c_int, content_type: &'static CStr, body: String },
 }
 
 impl Outcome {
@@ -54,6 +57,16 @@ pub fn respond(req: &mut Request<'_>, outcome: Outcome) -> c_int {
         Outcome::ErrorPage(status, body) => {
             req.custom_response(status, &body);
             status
+        }
+        Outcome::Document { status, content_type, body } => {
+            req.set(Table::ErrOut, c"Cache-Control", "no-store");
+            req.set(Table::ErrOut, c"X-Content-Type-Options", "nosniff");
+            req.set_status(status);
+            req.set_content_type(content_type);
+            if !req.header_only() {
+                req.write(body.as_bytes());
+            }
+            OK
         }
         Outcome::Redirect(location) => {
             req.set(Table::ErrOut, c"Location", &location);

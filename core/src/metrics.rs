@@ -62,7 +62,7 @@ const DECISION_TIME_AT: usize = LDAP_TIME_AT + HISTOGRAM_SLOTS;
 const MAILS_AT: usize = DECISION_TIME_AT + HISTOGRAM_SLOTS;
 const ENROLLMENTS_AT: usize = MAILS_AT + MAIL_KINDS.len() * OUTCOMES.len();
 /// The directory's health as this child last saw it: `seen << 1 | up`,
-/// `seen` in Unix seconds; the freshest observation of all rows wins.
+/// `seen` in Unix microseconds; the freshest observation of all rows wins.
 const LDAP_SEEN_AT: usize = ENROLLMENTS_AT + ENROLLMENT_METHODS.len();
 
 /// Counters in one row.
@@ -159,12 +159,28 @@ impl<'a> Row<'a> {
         }
     }
 
-    /// What this child saw of the directory at `now` (Unix seconds).
-    pub fn directory_seen(&self, up: bool, now: u64) {
+    /// What this child saw of the directory at `now_micros` (Unix
+    /// microseconds: two children's views a moment apart are told apart).
+    pub fn directory_seen(&self, up: bool, now_micros: u64) {
         if let Some(slot) = self.slots.get(LDAP_SEEN_AT) {
-            slot.store(now << 1 | u64::from(up), Ordering::Relaxed);
+            slot.store(now_micros << 1 | u64::from(up), Ordering::Relaxed);
         }
     }
+}
+
+/// Claims a row of `rows` (a whole number of rows) for the child `pid`: a
+/// free one, or one whose owner is no longer `alive` (its counts stay and
+/// the new owner adds to them). `None`: every row is held by a live child.
+/// Of two children racing for one row, one wins and the other looks on.
+pub fn claim_row(rows: &[AtomicU64], pid: u64, alive: impl Fn(u64) -> bool) -> Option<usize> {
+    for (i, row) in rows.chunks_exact(ROW_LEN).enumerate() {
+        let owner = row[OWNER].load(Ordering::Relaxed);
+        let free = owner == 0 || owner == pid || !alive(owner);
+        if free && row[OWNER].compare_exchange(owner, pid, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            return Some(i);
+        }
+    }
+    None
 }
 
 /// The sum of every row in use.
@@ -176,14 +192,15 @@ pub struct Totals {
 }
 
 impl Totals {
-    /// Adds up `rows` (each `ROW_LEN` counters). Rows without an owner are
-    /// left out of the children and the directory's health, but their
-    /// counts stay: a child that ended still served those requests.
-    pub fn sum<'a>(rows: impl IntoIterator<Item = Row<'a>>) -> Totals {
+    /// Adds up `rows` (each `ROW_LEN` counters). Only rows whose owner is
+    /// `alive` count as children, but every row's numbers count: a child
+    /// that ended still served those requests.
+    pub fn sum<'a>(rows: impl IntoIterator<Item = Row<'a>>, alive: impl Fn(u64) -> bool) -> Totals {
         let mut slots = vec![0u64; ROW_LEN];
         let mut children = 0;
         for row in rows {
-            if row.slots[OWNER].load(Ordering::Relaxed) != 0 {
+            let owner = row.slots[OWNER].load(Ordering::Relaxed);
+            if owner != 0 && alive(owner) {
                 children += 1;
             }
             for (i, total) in slots.iter_mut().enumerate().skip(1) {
@@ -384,7 +401,7 @@ mod tests {
     }
 
     fn totals(slots: &[AtomicU64]) -> Totals {
-        Totals::sum(slots.chunks(ROW_LEN).map(|r| Row::new(r).unwrap()))
+        Totals::sum(slots.chunks(ROW_LEN).map(|r| Row::new(r).unwrap()), |pid| pid != 999)
     }
 
     #[test]
@@ -451,11 +468,34 @@ mod tests {
         });
         row(&slots, 0).slots[OWNER].store(101, Ordering::Relaxed);
         row(&slots, 2).slots[OWNER].store(103, Ordering::Relaxed);
+        row(&slots, 3).slots[OWNER].store(999, Ordering::Relaxed);
         let t = totals(&slots);
         assert_eq!(t.decisions("allow", "cache"), 4000);
         assert_eq!(t.attempts("totp", "fail"), 4000);
         assert_eq!(t.attempts("totp", "ok"), 0);
-        assert_eq!(t.children, 2, "rows without an owner count their numbers, not as children");
+        assert_eq!(t.children, 2, "rows without a live owner count their numbers, not as children");
+    }
+
+    #[test]
+    fn each_child_claims_its_own_row_and_a_dead_childs_row_is_reused() {
+        let slots = rows(3);
+        let alive = |pid: u64| pid != 102;
+        assert_eq!(claim_row(&slots, 101, alive), Some(0));
+        assert_eq!(claim_row(&slots, 102, alive), Some(1));
+        row(&slots, 1).decision("allow", "cache");
+        assert_eq!(claim_row(&slots, 103, alive), Some(1), "102 ended: its row is taken over");
+        assert_eq!(totals(&slots).decisions("allow", "cache"), 1, "and its counts stay");
+        assert_eq!(claim_row(&slots, 104, alive), Some(2));
+        assert_eq!(claim_row(&slots, 105, alive), None, "every row held by a live child");
+        let fresh = rows(8);
+        let racing: Vec<Option<usize>> = std::thread::scope(|scope| {
+            let fresh = &fresh;
+            let runs: Vec<_> = (1..=8).map(|pid| scope.spawn(move || claim_row(fresh, pid, |_| true))).collect();
+            runs.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        let mut claimed: Vec<usize> = racing.into_iter().map(Option::unwrap).collect();
+        claimed.sort_unstable();
+        assert_eq!(claimed, (0..8).collect::<Vec<_>>(), "eight children, eight different rows");
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod level;
 pub mod log;
 pub mod request;
 pub mod server;
+pub mod shm;
 pub(crate) mod sys;
 
 use std::ffi::c_int;

@@ -49,6 +49,14 @@ impl<'a> Server<'a> {
         unsafe { CStr::from_ptr(p) }.to_str().ok()
     }
 
+    /// The pool of the whole Apache process, which outlives restarts.
+    pub fn process_pool(&self) -> Option<*mut apr_pool_t> {
+        let process = self.rec().process;
+        // SAFETY: `process` of a valid server_rec is null or Apache's process_rec.
+        let pool = unsafe { process.as_ref() }?.pool;
+        (!pool.is_null()).then_some(pool)
+    }
+
     pub fn hostname(&self) -> &'a str {
         self.text(self.rec().server_hostname).unwrap_or("localhost")
     }

@@ -112,7 +112,9 @@ pub fn send(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> Outcome {
         Err(e) => return super::ctx::directory_trouble(req, ctx, &e),
     };
     let (subject, body) = factors::email::message(&s.totp_issuer, &code, ttl.div_ceil(60));
-    if let Err(e) = SmtpMailer::new(smtp, SMTP_TIMEOUT).send(to, &subject, &body) {
+    let sent = SmtpMailer::new(smtp, SMTP_TIMEOUT).send(to, &subject, &body);
+    crate::metrics::count(|m| m.mail("passcode", sent.is_ok()));
+    if let Err(e) = sent {
         event!(
             req,
             Level::Error,

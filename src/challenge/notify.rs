@@ -76,7 +76,9 @@ pub fn deliver(req: &mut Request<'_>) -> Outcome {
     let Some(smtp) = &st.settings.smtp else { return Outcome::Declined };
     let mailer = SmtpMailer::new(smtp, SMTP_TIMEOUT);
     for notice in queued {
-        match mailer.send(&notice.to, &notice.subject, &notice.body) {
+        let sent = mailer.send(&notice.to, &notice.subject, &notice.body);
+        crate::metrics::count(|m| m.mail("notice", sent.is_ok()));
+        match sent {
             Ok(()) => {
                 event!(req, Level::Info, "notified", "kind" = notice.kind.as_str(), "user" = notice.user.as_str())
             }

@@ -84,6 +84,12 @@ pub(crate) fn reserve_attempt(
             Ok(count)
         }
         Ok(Reservation::Locked { until, newly }) => {
+            crate::metrics::count(|m| {
+                m.attempt(method, "locked");
+                if newly {
+                    m.lock();
+                }
+            });
             if newly {
                 event!(req, Level::Warn, "locked", "user" = ctx.user.as_str(), "until" = until);
                 notify::queue(req, ctx, entry, Notice::Locked { until });
@@ -119,9 +125,12 @@ pub(crate) fn wrong_code(
     reason: &str,
     count: u32,
 ) -> Result<String, Outcome> {
+    let result = if reason == "replayed" { "replayed" } else { "fail" };
+    crate::metrics::count(|m| m.attempt(factor.method.as_str(), result));
     event!(req, Level::Warn, factor.fail_event, "user" = ctx.user.as_str(), "reason" = reason, "failures" = count);
     match lockout::record_wrong_code(&ctx.directory, &ctx.st.settings, &ctx.user, ctx.now) {
         Ok(Some(until)) => {
+            crate::metrics::count(|m| m.lock());
             event!(req, Level::Warn, "locked", "user" = ctx.user.as_str(), "until" = until);
             notify::queue(req, ctx, entry, Notice::Locked { until });
             Err(locked_page(until))
@@ -190,12 +199,17 @@ pub(crate) fn record_success(
     let new = Success { user: canonical, method, ends_attempt, lifetime, gateway_session };
     match success::record(&ctx.directory, s, &ctx.st.cache, &new, ctx.now, Instant::now()) {
         Ok(Recorded::Done { session_cookie }) => {
+            crate::metrics::count(|m| match method {
+                factors::ENROLLED => m.enrollment("totp"),
+                method => m.attempt(method, "ok"),
+            });
             if let Some(value) = &session_cookie {
                 let header = format!("{}={value}; Path=/; HttpOnly; Secure; SameSite=Lax", s.cookie_name);
                 req.add(Table::ErrOut, c"Set-Cookie", &header);
             }
         }
         Ok(Recorded::Locked { until }) => {
+            crate::metrics::count(|m| m.attempt(method, "locked"));
             event!(req, Level::Warn, "deny", "reason" = "locked", "user" = ctx.user.as_str(), "method" = method);
             return Err(locked_page(until));
         }

@@ -219,7 +219,12 @@ fn check_config(main: Server<'_>, ptemp: *mut apr_pool_t) -> c_int {
                         server.log(ptemp, Level::Warn, true, &format!("mod_twofactor: {}: {w}", server.describe()));
                     }
                     match ServerState::new(settings) {
-                        Ok(state) => Runtime::Configured(Arc::new(state)),
+                        Ok(state) => {
+                            if let Some(directory) = &state.directory {
+                                directory.observe_with(crate::metrics::ldap_operation);
+                            }
+                            Runtime::Configured(Arc::new(state))
+                        }
                         Err(e) => {
                             server.log(
                                 ptemp,
@@ -248,18 +253,32 @@ export! {
     fn twofactor_post_config(
         _pconf: *mut apr_pool_t,
         _plog: *mut apr_pool_t,
-        _ptemp: *mut apr_pool_t,
-        _s: *mut server_rec,
+        ptemp: *mut apr_pool_t,
+        s: *mut server_rec,
     ) -> c_int {
-        // Nothing to start here: threads, runtimes and connections would not
-        // survive the fork. Children connect on first use.
+        // Shared memory for the metrics, and nothing else: threads, runtimes
+        // and connections would not survive the fork. Children connect on
+        // first use.
+        // SAFETY: Apache passes the main server_rec, valid during configuration.
+        if let Some(main) = unsafe { Server::from_raw(s) } {
+            if let Err(why) = crate::metrics::set_up(main) {
+                main.log(ptemp, Level::Warn, true, &format!("mod_twofactor: {why}"));
+            }
+        }
         OK
     }
     on_panic(_) => INTERNAL_ERROR
 }
 
 export! {
-    fn twofactor_child_init(_pool: *mut apr_pool_t, _s: *mut server_rec) {}
+    fn twofactor_child_init(pool: *mut apr_pool_t, s: *mut server_rec) {
+        if let Err(why) = crate::metrics::claim_row() {
+            // SAFETY: Apache passes the main server_rec, valid for the child's life.
+            if let Some(main) = unsafe { Server::from_raw(s) } {
+                main.log(pool, Level::Warn, false, &format!("mod_twofactor: {why}"));
+            }
+        }
+    }
     on_panic(_) => ()
 }
 
@@ -316,7 +335,10 @@ export! {
 
 export! {
     fn twofactor_handler(r: *mut request_rec) -> c_int {
-        request_hook(r, crate::challenge::handler)
+        request_hook(r, |req| match crate::status::handler(req) {
+            crate::outcome::Outcome::Declined => crate::challenge::handler(req),
+            answer => answer,
+        })
     }
     on_panic(at) => request_panic(r, "handler", &at, INTERNAL_ERROR)
 }

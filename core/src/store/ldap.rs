@@ -75,7 +75,14 @@ pub struct LdapDirectory {
     link_attempt_ended: Condvar,
     /// Per configured URL: skip it until then.
     down_until: Mutex<Vec<Option<Instant>>>,
+    /// Told of every operation (the module's metrics).
+    observer: OnceLock<Observer>,
 }
+
+/// Told of each directory operation: its kind (`search`, `modify`), whether
+/// the directory answered (a lost compare-and-swap is an answer), and how
+/// long it took.
+pub type Observer = fn(&'static str, bool, Duration);
 
 impl std::fmt::Debug for LdapDirectory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -137,6 +144,7 @@ impl LdapDirectory {
             links: Mutex::new(Links::default()),
             link_attempt_ended: Condvar::new(),
             down_until: Mutex::new(vec![None; settings.urls.len()]),
+            observer: OnceLock::new(),
             settings: settings.clone(),
         })
     }
@@ -425,6 +433,41 @@ impl LdapDirectory {
 
 impl Directory for LdapDirectory {
     fn find_user(&self, username: &str, attrs: &[&str]) -> Result<Lookup, StoreError> {
+        let started = Instant::now();
+        let result = self.look_up(username, attrs);
+        self.observed("search", started, &result);
+        result
+    }
+
+    fn modify(&self, dn: &str, changes: &[Change]) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let result = self.apply(dn, changes);
+        self.observed("modify", started, &result);
+        result
+    }
+
+    fn users_with(&self, attr: &str) -> Result<Vec<UserEntry>, StoreError> {
+        let started = Instant::now();
+        let result = self.all_with(attr);
+        self.observed("search", started, &result);
+        result
+    }
+}
+
+impl LdapDirectory {
+    /// Reports every later operation to `observer` (set once).
+    pub fn observe_with(&self, observer: Observer) {
+        let _ = self.observer.set(observer);
+    }
+
+    fn observed<T>(&self, op: &'static str, started: Instant, result: &Result<T, StoreError>) {
+        if let Some(observer) = self.observer.get() {
+            let answered = !matches!(result, Err(StoreError::Unavailable(_) | StoreError::Garbage(_)));
+            observer(op, answered, started.elapsed());
+        }
+    }
+
+    fn look_up(&self, username: &str, attrs: &[&str]) -> Result<Lookup, StoreError> {
         let user_attr = self.user_attribute().to_string();
         let filter = format!("(&{}({}={}))", self.base_filter(), user_attr, filter_value(username));
         let mut wanted: Vec<&str> = vec![&user_attr];
@@ -438,7 +481,7 @@ impl Directory for LdapDirectory {
         Ok(entry.map_or(Lookup::NotFound, Lookup::Found))
     }
 
-    fn modify(&self, dn: &str, changes: &[Change]) -> Result<(), StoreError> {
+    fn apply(&self, dn: &str, changes: &[Change]) -> Result<(), StoreError> {
         let mods: Vec<Mod<String>> = changes
             .iter()
             .map(|c| match c {
@@ -462,7 +505,7 @@ impl Directory for LdapDirectory {
         }
     }
 
-    fn users_with(&self, attr: &str) -> Result<Vec<UserEntry>, StoreError> {
+    fn all_with(&self, attr: &str) -> Result<Vec<UserEntry>, StoreError> {
         let user_attr = self.user_attribute().to_string();
         let filter = format!("(&{}({}=*))", self.base_filter(), attr);
         let (entries, _) = self.search_entries(&filter, &[&user_attr, attr], 0)?;
