@@ -15,7 +15,7 @@ use twofactor_core::access::{self, Facts, Peer, Source, Verdict};
 use twofactor_core::clock::now;
 use twofactor_core::completion::{self, Presented};
 use twofactor_core::config::{DirConfig, SessionBinding};
-use twofactor_core::metrics::{Row, Timing};
+use twofactor_core::metrics::{Decision, Row, Timing};
 use twofactor_core::outage::ErrorLine;
 use twofactor_core::policy::Refusal;
 use twofactor_core::store::{Directory, StoreError};
@@ -134,7 +134,7 @@ pub fn header_parser(req: &mut Request<'_>) -> Outcome {
             "reason" = violation.as_str(),
             "path" = log_field(req.unparsed_uri().map(str::as_bytes).unwrap_or(b"?"), 256),
         );
-        crate::metrics::count(|m| m.decision("deny", "bad-path"));
+        crate::metrics::count(|m| m.decision(Decision::DenyBadPath));
         return error_page(
             status::BAD_REQUEST,
             "Bad request",
@@ -145,7 +145,7 @@ pub fn header_parser(req: &mut Request<'_>) -> Outcome {
         req.values(Table::In, "Connection").any(|v| identity::connection_names_protected(v, &st.protected_headers));
     if connection_trick {
         event!(req, Level::Warn, "deny", "reason" = "bad-header", "detail" = "connection-names-security-header");
-        crate::metrics::count(|m| m.decision("deny", "bad-header"));
+        crate::metrics::count(|m| m.decision(Decision::DenyBadHeader));
         return error_page(status::BAD_REQUEST, "Bad request", "A security header is named in the Connection header.");
     }
     Outcome::Declined
@@ -267,19 +267,22 @@ fn counted(m: Row<'_>, verdict: &Verdict<'_>, started: Instant) {
         v if v.directory_answered() => m.cache_lookup(false),
         _ => {}
     }
-    let (result, reason) = match verdict {
-        Verdict::Allow { source, .. } => ("allow", source.as_str()),
+    m.decision(match verdict {
+        Verdict::Allow { source: Source::Cache, .. } => Decision::AllowCache,
+        Verdict::Allow { source: Source::Directory, .. } => Decision::AllowDirectory,
+        Verdict::Allow { source: Source::InitialRequest, .. } => Decision::AllowInitialRequest,
         Verdict::Challenge { .. } => return,
-        Verdict::Refuse { reason, .. } => ("challenge", *reason),
-        Verdict::Locked { .. } => ("deny", "locked"),
-        Verdict::Spoof { peer } => ("deny", peer.refusal_reason()),
-        Verdict::BadIdentity { .. } => ("deny", "bad-identity"),
-        Verdict::BadSessionHeader { .. } => ("deny", "bad-session-header"),
-        Verdict::UnknownUser { .. } => ("deny", "unknown-user"),
-        Verdict::DirectoryDown { .. } => ("error", "directory-down"),
-        Verdict::NotConfigured => ("error", "internal"),
-    };
-    m.decision(result, reason);
+        Verdict::Refuse { reason, .. } if *reason == access::NO_SESSION => Decision::ChallengeNoSession,
+        Verdict::Refuse { .. } => Decision::ChallengeNoCompletion,
+        Verdict::Locked { .. } => Decision::DenyLocked,
+        Verdict::Spoof { peer: Peer::BadSecret } => Decision::DenyBadProxySecret,
+        Verdict::Spoof { .. } => Decision::DenyUntrustedPeer,
+        Verdict::BadIdentity { .. } => Decision::DenyBadIdentity,
+        Verdict::BadSessionHeader { .. } => Decision::DenyBadSessionHeader,
+        Verdict::UnknownUser { .. } => Decision::DenyUnknownUser,
+        Verdict::DirectoryDown { .. } => Decision::ErrorDirectoryDown,
+        Verdict::NotConfigured => Decision::ErrorInternal,
+    });
 }
 
 fn carry_out(req: &mut Request<'_>, st: &ServerState, verdict: Verdict<'_>) -> Outcome {

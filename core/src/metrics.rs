@@ -34,6 +34,53 @@ pub const DECISIONS: [(&str, &str); 15] = [
     ("error", "internal"),
 ];
 
+/// A decision, as the access check counts it: an index into [`DECISIONS`]
+/// (no label is looked up on the request path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    AllowCache,
+    AllowDirectory,
+    AllowInitialRequest,
+    ChallengeNoSession,
+    ChallengeNoCompletion,
+    DenyUntrustedPeer,
+    DenyBadProxySecret,
+    DenyBadIdentity,
+    DenyBadSessionHeader,
+    DenyUnknownUser,
+    DenyLocked,
+    DenyBadPath,
+    DenyBadHeader,
+    ErrorDirectoryDown,
+    ErrorInternal,
+}
+
+impl Decision {
+    /// In the order of [`DECISIONS`].
+    pub const ALL: [Decision; 15] = [
+        Decision::AllowCache,
+        Decision::AllowDirectory,
+        Decision::AllowInitialRequest,
+        Decision::ChallengeNoSession,
+        Decision::ChallengeNoCompletion,
+        Decision::DenyUntrustedPeer,
+        Decision::DenyBadProxySecret,
+        Decision::DenyBadIdentity,
+        Decision::DenyBadSessionHeader,
+        Decision::DenyUnknownUser,
+        Decision::DenyLocked,
+        Decision::DenyBadPath,
+        Decision::DenyBadHeader,
+        Decision::ErrorDirectoryDown,
+        Decision::ErrorInternal,
+    ];
+
+    /// `(result, reason)`.
+    pub fn labels(self) -> (&'static str, &'static str) {
+        DECISIONS[self as usize]
+    }
+}
+
 /// The factors whose attempts are counted, and how an attempt ended.
 pub const METHODS: [&str; 3] = ["totp", "email", "recovery"];
 pub const ATTEMPT_RESULTS: [&str; 4] = ["ok", "fail", "replayed", "locked"];
@@ -108,12 +155,8 @@ impl<'a> Row<'a> {
         }
     }
 
-    /// Counts a decision; an unknown pair is a bug in the caller and is
-    /// counted nowhere rather than somewhere wrong.
-    pub fn decision(&self, result: &str, reason: &str) {
-        if let Some(i) = DECISIONS.iter().position(|d| *d == (result, reason)) {
-            self.add(DECISIONS_AT + i);
-        }
+    pub fn decision(&self, decision: Decision) {
+        self.add(DECISIONS_AT + decision as usize);
     }
 
     pub fn attempt(&self, method: &str, result: &str) {
@@ -408,8 +451,8 @@ mod tests {
     fn every_slot_has_its_own_place() {
         let slots = rows(1);
         let r = row(&slots, 0);
-        for (result, reason) in DECISIONS {
-            r.decision(result, reason);
+        for decision in Decision::ALL {
+            r.decision(decision);
         }
         for method in METHODS {
             for result in ATTEMPT_RESULTS {
@@ -439,10 +482,18 @@ mod tests {
     }
 
     #[test]
+    fn each_decision_names_its_own_labels() {
+        for (i, decision) in Decision::ALL.iter().enumerate() {
+            assert_eq!(*decision as usize, i);
+            assert_eq!(decision.labels(), DECISIONS[i]);
+        }
+        assert_eq!(Decision::DenyBadPath.labels(), ("deny", "bad-path"));
+    }
+
+    #[test]
     fn unknown_labels_are_counted_nowhere() {
         let slots = rows(1);
         let r = row(&slots, 0);
-        r.decision("allow", "alice");
         r.attempt("sms", "ok");
         r.attempt("totp", "maybe");
         r.ldap_operation("delete", true);
@@ -460,7 +511,7 @@ mod tests {
                 scope.spawn(move || {
                     let r = row(slots, child);
                     for _ in 0..1000 {
-                        r.decision("allow", "cache");
+                        r.decision(Decision::AllowCache);
                         r.attempt("totp", "fail");
                     }
                 });
@@ -482,7 +533,7 @@ mod tests {
         let alive = |pid: u64| pid != 102;
         assert_eq!(claim_row(&slots, 101, alive), Some(0));
         assert_eq!(claim_row(&slots, 102, alive), Some(1));
-        row(&slots, 1).decision("allow", "cache");
+        row(&slots, 1).decision(Decision::AllowCache);
         assert_eq!(claim_row(&slots, 103, alive), Some(1), "102 ended: its row is taken over");
         assert_eq!(totals(&slots).decisions("allow", "cache"), 1, "and its counts stay");
         assert_eq!(claim_row(&slots, 104, alive), Some(2));
@@ -536,7 +587,7 @@ mod tests {
     #[test]
     fn the_text_format_is_well_formed() {
         let slots = rows(2);
-        row(&slots, 1).decision("deny", "locked");
+        row(&slots, 1).decision(Decision::DenyLocked);
         row(&slots, 1).lock();
         let text = totals(&slots).prometheus();
         let sample =
@@ -571,7 +622,7 @@ mod tests {
     fn json_holds_the_same_numbers() {
         let slots = rows(1);
         let r = row(&slots, 0);
-        r.decision("challenge", "no-completion");
+        r.decision(Decision::ChallengeNoCompletion);
         r.attempt("email", "replayed");
         r.mail("notice", false);
         r.cache_lookup(false);

@@ -209,8 +209,10 @@ impl Verdict<'_> {
     }
 }
 
-const NO_SESSION: &str = "no-session";
-const NO_COMPLETION: &str = "no-completion";
+/// `reason` of a refusal: nothing presented.
+pub const NO_SESSION: &str = "no-session";
+/// `reason` of a refusal: no valid completion.
+pub const NO_COMPLETION: &str = "no-completion";
 
 /// The decision. A directory allow is cached for this process until the
 /// completion expires (the cache's TTL caps it).
