@@ -3,12 +3,15 @@
 use std::ffi::CString;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use twofactor_core::cache::CompletionCache;
 use twofactor_core::config::Settings;
 use twofactor_core::outage::{ErrorLine, Outage, Recovered};
-use twofactor_core::store::LdapDirectory;
+use twofactor_core::store::{Directory, LdapDirectory};
+
+/// The name the health check looks up: any answer, found or not, is health.
+const HEALTH_PROBE_USER: &str = "twofactor-health-probe";
 
 /// Entries of the per-process completion cache.
 const CACHE_CAPACITY: usize = 10_000;
@@ -29,6 +32,8 @@ pub struct ServerState {
     outage: Mutex<Outage>,
     /// `outage.is_down()`, readable without the lock on every answer.
     directory_down: AtomicBool,
+    /// The health check's last look at the directory, and when.
+    probe: Mutex<Option<(Instant, Result<(), &'static str>)>>,
 }
 
 /// A header name from a validated directive; validation refuses NUL bytes.
@@ -52,6 +57,7 @@ impl ServerState {
             cache: CompletionCache::new(settings.cache_ttl, CACHE_CAPACITY),
             outage: Mutex::new(Outage::default()),
             directory_down: AtomicBool::new(false),
+            probe: Mutex::new(None),
             settings,
         })
     }
@@ -63,6 +69,29 @@ impl ServerState {
         let line = outage.error(now);
         self.directory_down.store(true, Ordering::Relaxed);
         line
+    }
+
+    /// Whether the directory answers, looked at again only when the last
+    /// look is older than `fresh`: a load balancer asking every second
+    /// makes at most one search per child per `fresh`. Concurrent checks
+    /// wait for one look. `Err` is the reason (`StoreError::reason`).
+    pub fn probe_directory(&self, fresh: Duration) -> Result<(), &'static str> {
+        let mut last = self.probe.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, result)) = *last {
+            if at.elapsed() < fresh {
+                return result;
+            }
+        }
+        let result = match &self.directory {
+            None => Err("not-configured"),
+            // A search as any request makes: a connection, the bind, the base and filter.
+            Some(directory) => match directory.find_user(HEALTH_PROBE_USER, &[]) {
+                Ok(_) => Ok(()),
+                Err(e) => Err(e.reason()),
+            },
+        };
+        *last = Some((Instant::now(), result));
+        result
     }
 
     /// The directory answered: the end of an outage, if one was going on.

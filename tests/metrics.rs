@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::IpAddr;
 use std::process::{Command, Stdio};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use testkit::apache::ApacheOptions;
+use testkit::apache::{wait_until, ApacheOptions};
 use testkit::http::Request;
 use testkit::session::{form, Session};
 use testkit::stack::{Stack, StackOptions};
@@ -169,4 +169,20 @@ fn the_scraped_numbers_are_the_traffic_sent_whichever_child_served_it() {
     assert_eq!(json["ldap_up"], false);
     assert_eq!(Request::get("/twofactor-status?format=yaml").send(port).status, 400);
     assert_eq!(Request::new("POST", "/twofactor-status").send(port).status, 405);
+}
+
+#[test]
+fn the_health_check_follows_the_directory() {
+    let mut s = Stack::start(StackOptions { gateway: false, extra: STATUS.into(), ..StackOptions::default() });
+    let port = s.protected.port;
+    let health = || Request::get("/twofactor-status?format=health").send(port);
+    let up = health();
+    assert_eq!(up.status, 200, "{}", up.text());
+    assert_eq!(up.text(), "directory: ok\nkey: ok\n");
+    s.slapd.stop();
+    assert!(wait_until(Duration::from_secs(15), || health().status == 503), "still healthy with slapd stopped");
+    let down = health();
+    assert!(down.text().starts_with("directory: down ("), "{}", down.text());
+    s.slapd.start_again();
+    assert!(wait_until(Duration::from_secs(15), || health().status == 200), "not healthy after slapd returned");
 }
