@@ -11,11 +11,11 @@
 use std::ffi::{c_int, CStr};
 use std::time::Instant;
 
-use twofactor_core::access::{self, Facts, Peer, Source, Verdict};
+use twofactor_core::access::{self, Facts, Peer, Verdict};
 use twofactor_core::clock::now;
 use twofactor_core::completion::{self, Presented};
 use twofactor_core::config::{DirConfig, SessionBinding};
-use twofactor_core::metrics::{Decision, Row, Timing};
+use twofactor_core::metrics::{self, Decision, Row, Timing};
 use twofactor_core::outage::ErrorLine;
 use twofactor_core::policy::Refusal;
 use twofactor_core::store::{Directory, StoreError};
@@ -261,28 +261,12 @@ fn evaluate(req: &mut Request<'_>, st: &ServerState, challenge: bool) -> Outcome
 /// whether the cache answered.
 fn counted(m: Row<'_>, verdict: &Verdict<'_>, started: Instant) {
     m.observe(Timing::Decision, started.elapsed().as_secs_f64());
-    match verdict {
-        Verdict::Allow { source: Source::Cache, .. } => m.cache_lookup(true),
-        Verdict::DirectoryDown { .. } => m.cache_lookup(false),
-        v if v.directory_answered() => m.cache_lookup(false),
-        _ => {}
+    if let Some(hit) = metrics::cache_answer(verdict) {
+        m.cache_lookup(hit);
     }
-    m.decision(match verdict {
-        Verdict::Allow { source: Source::Cache, .. } => Decision::AllowCache,
-        Verdict::Allow { source: Source::Directory, .. } => Decision::AllowDirectory,
-        Verdict::Allow { source: Source::InitialRequest, .. } => Decision::AllowInitialRequest,
-        Verdict::Challenge { .. } => return,
-        Verdict::Refuse { reason, .. } if *reason == access::NO_SESSION => Decision::ChallengeNoSession,
-        Verdict::Refuse { .. } => Decision::ChallengeNoCompletion,
-        Verdict::Locked { .. } => Decision::DenyLocked,
-        Verdict::Spoof { peer: Peer::BadSecret } => Decision::DenyBadProxySecret,
-        Verdict::Spoof { .. } => Decision::DenyUntrustedPeer,
-        Verdict::BadIdentity { .. } => Decision::DenyBadIdentity,
-        Verdict::BadSessionHeader { .. } => Decision::DenyBadSessionHeader,
-        Verdict::UnknownUser { .. } => Decision::DenyUnknownUser,
-        Verdict::DirectoryDown { .. } => Decision::ErrorDirectoryDown,
-        Verdict::NotConfigured => Decision::ErrorInternal,
-    });
+    if let Some(decision) = Decision::of(verdict) {
+        m.decision(decision);
+    }
 }
 
 fn carry_out(req: &mut Request<'_>, st: &ServerState, verdict: Verdict<'_>) -> Outcome {

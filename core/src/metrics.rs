@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::{json, Map, Value};
 
+use crate::access::{self, Peer, Source, Verdict};
+
 /// `twofactor_decisions_total{result,reason}`: every access decision in an
 /// enforced scope (the challenge path itself is counted by its steps).
 pub const DECISIONS: [(&str, &str); 15] = [
@@ -78,6 +80,39 @@ impl Decision {
     /// `(result, reason)`.
     pub fn labels(self) -> (&'static str, &'static str) {
         DECISIONS[self as usize]
+    }
+
+    /// How the access check's `verdict` is counted; `None` for the
+    /// challenge path itself (its steps count).
+    pub fn of(verdict: &Verdict<'_>) -> Option<Decision> {
+        Some(match verdict {
+            Verdict::Allow { source: Source::Cache, .. } => Decision::AllowCache,
+            Verdict::Allow { source: Source::Directory, .. } => Decision::AllowDirectory,
+            Verdict::Allow { source: Source::InitialRequest, .. } => Decision::AllowInitialRequest,
+            Verdict::Challenge { .. } => return None,
+            Verdict::Refuse { reason, .. } if *reason == access::NO_SESSION => Decision::ChallengeNoSession,
+            Verdict::Refuse { .. } => Decision::ChallengeNoCompletion,
+            Verdict::Locked { .. } => Decision::DenyLocked,
+            Verdict::Spoof { peer: Peer::BadSecret } => Decision::DenyBadProxySecret,
+            Verdict::Spoof { .. } => Decision::DenyUntrustedPeer,
+            Verdict::BadIdentity { .. } => Decision::DenyBadIdentity,
+            Verdict::BadSessionHeader { .. } => Decision::DenyBadSessionHeader,
+            Verdict::UnknownUser { .. } => Decision::DenyUnknownUser,
+            Verdict::DirectoryDown { .. } => Decision::ErrorDirectoryDown,
+            Verdict::NotConfigured => Decision::ErrorInternal,
+        })
+    }
+}
+
+/// Whether deciding `verdict` looked in the cache and what it found:
+/// `Some(true)` a hit, `Some(false)` a miss (the directory was asked),
+/// `None` no look-up (refused before, or the challenge path).
+pub fn cache_answer(verdict: &Verdict<'_>) -> Option<bool> {
+    match verdict {
+        Verdict::Allow { source: Source::Cache, .. } => Some(true),
+        Verdict::DirectoryDown { .. } => Some(false),
+        v if v.directory_answered() => Some(false),
+        _ => None,
     }
 }
 
@@ -488,6 +523,33 @@ mod tests {
             assert_eq!(decision.labels(), DECISIONS[i]);
         }
         assert_eq!(Decision::DenyBadPath.labels(), ("deny", "bad-path"));
+    }
+
+    #[test]
+    fn verdicts_are_counted_under_their_decision() {
+        use crate::identity::IdentityError;
+        use crate::store::StoreError;
+        use std::sync::Arc;
+        let allow = |source| Verdict::Allow { user: Arc::from("alice"), issued: 1, source };
+        assert_eq!(Decision::of(&allow(Source::Cache)), Some(Decision::AllowCache));
+        assert_eq!(cache_answer(&allow(Source::Cache)), Some(true));
+        assert_eq!(Decision::of(&allow(Source::Directory)), Some(Decision::AllowDirectory));
+        assert_eq!(cache_answer(&allow(Source::Directory)), Some(false));
+        assert_eq!(cache_answer(&allow(Source::InitialRequest)), None);
+        let refuse =
+            |reason| Verdict::Refuse { user: "alice".into(), reason, refusal: crate::policy::Refusal::Redirect };
+        assert_eq!(Decision::of(&refuse(access::NO_SESSION)), Some(Decision::ChallengeNoSession));
+        assert_eq!(cache_answer(&refuse(access::NO_SESSION)), None, "nothing to look up");
+        assert_eq!(Decision::of(&refuse(access::NO_COMPLETION)), Some(Decision::ChallengeNoCompletion));
+        assert_eq!(cache_answer(&refuse(access::NO_COMPLETION)), Some(false));
+        assert_eq!(Decision::of(&Verdict::Spoof { peer: Peer::BadSecret }), Some(Decision::DenyBadProxySecret));
+        assert_eq!(Decision::of(&Verdict::Spoof { peer: Peer::Untrusted }), Some(Decision::DenyUntrustedPeer));
+        assert_eq!(Decision::of(&Verdict::Challenge { user: "alice" }), None);
+        let down = Verdict::DirectoryDown { user: "alice", error: StoreError::Unavailable("x".into()) };
+        assert_eq!((Decision::of(&down), cache_answer(&down)), (Some(Decision::ErrorDirectoryDown), Some(false)));
+        let bad = Verdict::BadIdentity { error: IdentityError::Missing, value: b"" };
+        assert_eq!(Decision::of(&bad), Some(Decision::DenyBadIdentity));
+        assert_eq!(Decision::of(&Verdict::NotConfigured), Some(Decision::ErrorInternal));
     }
 
     #[test]
