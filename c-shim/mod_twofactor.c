@@ -8,6 +8,7 @@
 #include "http_config.h"
 #include "http_request.h"
 #include "http_protocol.h"
+#include "mod_status.h"
 #include "twofactor.h"
 
 /* Every directive goes through one setter, which dispatches on the
@@ -85,6 +86,8 @@ void twofactor_register_hooks(apr_pool_t *p)
     /* After the response went out, and after the access log: security
      * notices by mail. */
     ap_hook_log_transaction(twofactor_log_transaction, NULL, NULL, APR_HOOK_LAST);
+    /* A short section on mod_status's server-status page, when it is loaded. */
+    APR_OPTIONAL_HOOK(ap, status_hook, twofactor_status_section, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 /* Defined in Rust (src/ffi/module.rs). */

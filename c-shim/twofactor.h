@@ -30,5 +30,6 @@ int twofactor_access_checker(request_rec *r);
 int twofactor_fixups(request_rec *r);
 int twofactor_handler(request_rec *r);
 int twofactor_log_transaction(request_rec *r);
+int twofactor_status_section(request_rec *r, int flags);
 
 #endif

@@ -25,6 +25,8 @@ pub enum Outcome {
     ErrorPage(c_int, String),
     /// 303 See Other to this path, never stored by a cache.
     Redirect(String),
+    /// Text added to a page another module writes (mod_status's section).
+    Append(String),
     /// A document that is not a page (metrics, health), never stored by a
     /// cache; the handler only.
     Document { status: c_int, content_type: &'static CStr, body: String },
@@ -57,6 +59,12 @@ pub fn respond(req: &mut Request<'_>, outcome: Outcome) -> c_int {
         Outcome::ErrorPage(status, body) => {
             req.custom_response(status, &body);
             status
+        }
+        Outcome::Append(text) => {
+            if !req.header_only() {
+                req.write(text.as_bytes());
+            }
+            OK
         }
         Outcome::Document { status, content_type, body } => {
             req.set(Table::ErrOut, c"Cache-Control", "no-store");

@@ -73,3 +73,20 @@ fn health(req: &mut Request<'_>) -> Outcome {
     let status = if healthy { status::OK } else { status::SERVICE_UNAVAILABLE };
     Outcome::Document { status, content_type: c"text/plain; charset=utf-8", body }
 }
+
+/// The section on mod_status's `server-status` page (HTML).
+pub fn section(req: &mut Request<'_>) -> Outcome {
+    section_in(req, false)
+}
+
+/// The same for `server-status?auto` (`Key: value` lines).
+pub fn section_short(req: &mut Request<'_>) -> Outcome {
+    section_in(req, true)
+}
+
+fn section_in(_req: &mut Request<'_>, short: bool) -> Outcome {
+    match metrics::totals() {
+        Some(totals) => Outcome::Append(totals.status_section(short)),
+        None => Outcome::Declined,
+    }
+}

@@ -186,3 +186,44 @@ fn the_health_check_follows_the_directory() {
     s.slapd.start_again();
     assert!(wait_until(Duration::from_secs(15), || health().status == 200), "not healthy after slapd returned");
 }
+
+#[test]
+fn server_status_has_a_section_and_the_counts_survive_a_graceful_restart() {
+    let extra = format!(
+        "{STATUS}LoadModule status_module /usr/lib/apache2/modules/mod_status.so
+<Location /server-status>
+  SetHandler server-status
+  TwoFactor Off
+  Require ip 127.0.0.1
+</Location>
+"
+    );
+    let s = Stack::start(StackOptions { gateway: false, extra, ..StackOptions::default() });
+    let port = s.protected.port;
+    for _ in 0..2 {
+        assert_eq!(Request::get("/app/a").user("alice").browser().send(port).status, 303);
+    }
+    let stranger: IpAddr = "127.0.0.2".parse().unwrap();
+    assert_eq!(Request::get("/app/a").user("alice").from(stranger).send(port).status, 403);
+
+    let auto = Request::get("/server-status?auto").send(port);
+    assert_eq!(auto.status, 200);
+    let text = auto.text();
+    assert!(text.contains("TwoFactorAllow: 0\nTwoFactorChallenge: 2\nTwoFactorDeny: 1\nTwoFactorError: 0\n"), "{text}");
+    let page = Request::get("/server-status").send(port).text();
+    assert!(page.contains("<h2>mod_twofactor</h2>"), "{page}");
+    assert!(page.contains("<dt>Decisions: 0 allowed, 2 sent to the challenge, 1 denied, 0 errors</dt>"), "{page}");
+
+    // A graceful restart (SIGUSR1): the parent keeps the segment, the new
+    // children take rows next to the old ones, and nothing is lost.
+    let resumed = |log: String| log.matches("resuming normal operations").count();
+    assert_eq!(resumed(s.protected.error_log()), 1);
+    // SAFETY: kill with a valid signal; the pid is the Apache parent this test started.
+    let rc = unsafe { libc::kill(s.protected.pid().unwrap() as libc::pid_t, libc::SIGUSR1) };
+    assert_eq!(rc, 0);
+    assert!(wait_until(Duration::from_secs(20), || resumed(s.protected.error_log()) == 2), "no graceful restart");
+    assert_eq!(Request::get("/app/a").user("alice").browser().send(port).status, 303);
+    let (text, m) = scrape(&s);
+    assert_eq!(m["twofactor_decisions_total{reason=no-session,result=challenge}"], 3.0, "{text}");
+    assert_eq!(m["twofactor_decisions_total{reason=untrusted-peer,result=deny}"], 1.0, "{text}");
+}

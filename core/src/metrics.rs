@@ -388,6 +388,53 @@ impl Totals {
         sample(out, &format!("{name}_count"), &[], count);
     }
 
+    /// The decisions with `result`, whatever their reason.
+    fn decided(&self, result: &str) -> u64 {
+        DECISIONS.iter().enumerate().filter(|(_, d)| d.0 == result).map(|(i, _)| self.slots[DECISIONS_AT + i]).sum()
+    }
+
+    /// Attempts that ended in one of `results`, whatever the factor.
+    fn attempted(&self, results: &[&str]) -> u64 {
+        METHODS.iter().flat_map(|m| results.iter().map(move |r| self.attempts(m, r))).sum()
+    }
+
+    /// The section on mod_status's `server-status` page: HTML, or for
+    /// `?auto` (`short`) `Key: value` lines.
+    pub fn status_section(&self, short: bool) -> String {
+        let ldap_errors: u64 =
+            LDAP_OPS.iter().enumerate().map(|(o, _)| self.pair(LDAP_OPS_AT, &LDAP_OPS, &OUTCOMES, o, 1)).sum();
+        let ldap_total: u64 = ldap_errors
+            + LDAP_OPS.iter().enumerate().map(|(o, _)| self.pair(LDAP_OPS_AT, &LDAP_OPS, &OUTCOMES, o, 0)).sum::<u64>();
+        let (allow, challenge, deny, error) =
+            (self.decided("allow"), self.decided("challenge"), self.decided("deny"), self.decided("error"));
+        let (ok, wrong, refused) =
+            (self.attempted(&["ok"]), self.attempted(&["fail", "replayed"]), self.attempted(&["locked"]));
+        if short {
+            return format!(
+                "TwoFactorAllow: {allow}\nTwoFactorChallenge: {challenge}\nTwoFactorDeny: {deny}\nTwoFactorError: {error}\n\
+                 TwoFactorCodesOK: {ok}\nTwoFactorCodesWrong: {wrong}\nTwoFactorLocks: {}\nTwoFactorLDAPUp: {}\n\
+                 TwoFactorLDAPErrors: {ldap_errors}\nTwoFactorChildren: {}\n",
+                self.locks(),
+                u8::from(self.ldap_up().unwrap_or(false)),
+                self.children
+            );
+        }
+        let directory = match self.ldap_up() {
+            Some(true) => "up",
+            Some(false) => "down",
+            None => "not asked yet",
+        };
+        format!(
+            "<hr /><h2>mod_twofactor</h2>\n<dl>\
+             <dt>Decisions: {allow} allowed, {challenge} sent to the challenge, {deny} denied, {error} errors</dt>\
+             <dt>Codes: {ok} right, {wrong} wrong, {refused} refused while locked; {} accounts locked</dt>\
+             <dt>Directory: {directory}; {ldap_total} operations, {ldap_errors} failed</dt>\
+             <dt>Children counting: {}</dt></dl>\n",
+            self.locks(),
+            self.children
+        )
+    }
+
     /// The same numbers as one JSON object.
     pub fn json(&self) -> Value {
         let nested = |at: usize, outer: &[&str], inner: &[&str]| -> Value {
@@ -678,6 +725,27 @@ mod tests {
         assert!(text.contains("twofactor_decisions_total{result=\"deny\",reason=\"locked\"} 1\n"));
         assert!(text.contains("twofactor_locks_total 1\n"));
         assert!(text.ends_with('\n'));
+    }
+
+    #[test]
+    fn the_server_status_section_sums_by_result() {
+        let slots = rows(2);
+        row(&slots, 0).decision(Decision::AllowCache);
+        row(&slots, 1).decision(Decision::AllowDirectory);
+        row(&slots, 1).decision(Decision::DenyBadPath);
+        row(&slots, 0).attempt("totp", "fail");
+        row(&slots, 1).attempt("email", "replayed");
+        row(&slots, 1).attempt("recovery", "ok");
+        row(&slots, 0).ldap_operation("search", false);
+        row(&slots, 0).directory_seen(false, 5);
+        let t = totals(&slots);
+        let short = t.status_section(true);
+        assert!(short.contains("TwoFactorAllow: 2\nTwoFactorChallenge: 0\nTwoFactorDeny: 1\n"), "{short}");
+        assert!(short.contains("TwoFactorCodesOK: 1\nTwoFactorCodesWrong: 2\n"), "{short}");
+        assert!(short.contains("TwoFactorLDAPUp: 0\nTwoFactorLDAPErrors: 1\n"), "{short}");
+        let html = t.status_section(false);
+        assert!(html.contains("<dt>Decisions: 2 allowed, 0 sent to the challenge, 1 denied, 0 errors</dt>"), "{html}");
+        assert!(html.contains("<dt>Directory: down; 1 operations, 1 failed</dt>"), "{html}");
     }
 
     #[test]

@@ -344,6 +344,20 @@ export! {
 }
 
 export! {
+    /// mod_status's page: the module's section. A panic adds nothing and
+    /// leaves the page to the other modules.
+    fn twofactor_status_section(r: *mut request_rec, flags: c_int) -> c_int {
+        // AP_STATUS_SHORT: `?auto`, for scripts.
+        if flags & 1 != 0 {
+            request_hook(r, crate::status::section_short)
+        } else {
+            request_hook(r, crate::status::section)
+        }
+    }
+    on_panic(at) => request_panic(r, "status-section", &at, crate::apache::DECLINED)
+}
+
+export! {
     /// After the response: a failure here must never stop the other logging
     /// hooks (a status other than OK/DECLINED would), so a panic declines.
     fn twofactor_log_transaction(r: *mut request_rec) -> c_int {
