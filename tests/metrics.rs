@@ -128,6 +128,7 @@ fn the_scraped_numbers_are_the_traffic_sent_whichever_child_served_it() {
     assert_eq!(alice.get("/app/").status, 503);
 
     let (text, m) = scrape(&s);
+    eprintln!("the scrape after the traffic:\n{text}");
     let get = |name: &str| m.get(name).copied().unwrap_or_else(|| panic!("no sample {name}:\n{text}"));
     let decisions =
         |result: &str, reason: &str| get(&format!("twofactor_decisions_total{{reason={reason},result={result}}}"));
@@ -162,6 +163,8 @@ fn the_scraped_numbers_are_the_traffic_sent_whichever_child_served_it() {
     let r = Request::get("/twofactor-status?format=json").send(port);
     assert_eq!(r.status, 200);
     assert_eq!(r.header("Content-Type"), Some("application/json"));
+    let json_text = r.text();
+    assert!(!json_text.contains("alice") && !json_text.contains("carol"), "{json_text}");
     let json: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(json["decisions"]["challenge"]["no-session"], 5);
     assert_eq!(json["factor_attempts"]["totp"]["fail"], 4);
