@@ -103,10 +103,16 @@ impl ServerProcess {
 
     /// SIGTERM, wait up to 10 s, then SIGKILL and wait. Idempotent.
     pub fn stop(&mut self) {
+        self.stop_with(libc::SIGTERM);
+    }
+
+    /// `signal` (SIGTERM, or Apache's SIGWINCH for a graceful stop), wait
+    /// up to 10 s, then SIGKILL and wait. Idempotent.
+    pub fn stop_with(&mut self, signal: libc::c_int) {
         if !self.is_running() {
             return;
         }
-        self.signal(libc::SIGTERM);
+        self.signal(signal);
         let deadline = Instant::now() + STOP_GRACE;
         while Instant::now() < deadline {
             if !self.is_running() {
@@ -114,7 +120,7 @@ impl ServerProcess {
             }
             std::thread::sleep(POLL_INTERVAL);
         }
-        eprintln!("{} (pid {}) ignored SIGTERM for {STOP_GRACE:?}: SIGKILL", self.name, self.pid());
+        eprintln!("{} (pid {}) ignored signal {signal} for {STOP_GRACE:?}: SIGKILL", self.name, self.pid());
         self.kill();
     }
 
