@@ -210,7 +210,7 @@ impl Apache {
     /// log a test then reads.
     pub fn restart_with(&mut self, body: &str) {
         if let Some(p) = self.process.as_mut() {
-            p.stop_with(libc::SIGWINCH);
+            p.stop_gracefully();
         }
         self.process = None;
         self.body = body.to_string();

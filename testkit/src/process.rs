@@ -103,25 +103,41 @@ impl ServerProcess {
 
     /// SIGTERM, wait up to 10 s, then SIGKILL and wait. Idempotent.
     pub fn stop(&mut self) {
-        self.stop_with(libc::SIGTERM);
-    }
-
-    /// `signal` (SIGTERM, or Apache's SIGWINCH for a graceful stop), wait
-    /// up to 10 s, then SIGKILL and wait. Idempotent.
-    pub fn stop_with(&mut self, signal: libc::c_int) {
         if !self.is_running() {
             return;
         }
-        self.signal(signal);
-        let deadline = Instant::now() + STOP_GRACE;
+        self.signal(libc::SIGTERM);
+        if self.exited_within(STOP_GRACE) {
+            return;
+        }
+        eprintln!("{} (pid {}) ignored SIGTERM for {STOP_GRACE:?}: SIGKILL", self.name, self.pid());
+        self.kill();
+    }
+
+    /// Apache's graceful stop (SIGWINCH): the children finish what they
+    /// serve and exit, then the parent. If that takes over 10 s, `stop`,
+    /// so that the parent still takes its children with it.
+    pub fn stop_gracefully(&mut self) {
+        if !self.is_running() {
+            return;
+        }
+        self.signal(libc::SIGWINCH);
+        if self.exited_within(STOP_GRACE) {
+            return;
+        }
+        eprintln!("{} (pid {}) still running {STOP_GRACE:?} after SIGWINCH: SIGTERM", self.name, self.pid());
+        self.stop();
+    }
+
+    fn exited_within(&mut self, grace: std::time::Duration) -> bool {
+        let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if !self.is_running() {
-                return;
+                return true;
             }
             std::thread::sleep(POLL_INTERVAL);
         }
-        eprintln!("{} (pid {}) ignored signal {signal} for {STOP_GRACE:?}: SIGKILL", self.name, self.pid());
-        self.kill();
+        false
     }
 
     /// SIGKILL and wait: a crash, as far as clients can tell. Idempotent.
