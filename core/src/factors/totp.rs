@@ -152,6 +152,34 @@ mod tests {
     }
 
     #[test]
+    fn forty_confirmations_of_one_shown_secret_at_once_land_once() {
+        let settings = testing::settings(&[]);
+        let directory = MemoryDirectory::default().with_user("alice", &[("twoFactorTOTP", &["old"])]);
+        let entry = find(&directory, "alice");
+        let new = record(&settings, b"new secret");
+        let results: Vec<Result<(), StoreError>> = std::thread::scope(|scope| {
+            let runs: Vec<_> = (0..40)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let confirmed = Enrollment {
+                            record: &new,
+                            replacing: Replacing::Exactly(Some("old")),
+                            confirmed: Some(Accepted { step: 3, drift: 0 }),
+                            recovery: Some(Vec::new()),
+                        };
+                        directory.modify(&entry.dn, &enrollment_changes(&settings, &entry, confirmed))
+                    })
+                })
+                .collect();
+            runs.into_iter().map(|run| run.join().unwrap()).collect()
+        });
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+        assert!(results.iter().all(|r| matches!(r, Ok(()) | Err(StoreError::Conflict))), "{results:?}");
+        assert_eq!(directory.values("alice", "twoFactorTOTP"), [new.encode()]);
+        assert_eq!(directory.writes(), 1);
+    }
+
+    #[test]
     fn an_administrators_enrollment_replaces_whatever_is_stored_and_keeps_the_recovery_codes() {
         let settings = testing::settings(&[]);
         let directory = MemoryDirectory::default().with_user(
