@@ -8,6 +8,7 @@ set -euo pipefail
 packages=(
   apache2 apache2-dev apache2-utils libapr1-dev libaprutil1-dev
   libclang-dev clang pkg-config
+  libssl-dev         # OpenSSL 3 (the system one, as mod_ssl loads it) for the WebAuthn checks
   slapd ldap-utils
   postfix            # for /usr/sbin/smtp-sink, a real SMTP server for tests
   chromium chromium-driver

@@ -11,10 +11,10 @@
 use std::ffi::{c_int, CStr};
 use std::time::Instant;
 
-use twofactor_core::access::{self, Facts, Peer, Verdict};
+use twofactor_core::access::{self, Facts, InitialAllow, Peer, Verdict};
 use twofactor_core::clock::now;
 use twofactor_core::completion::{self, Presented};
-use twofactor_core::config::{DirConfig, SessionBinding};
+use twofactor_core::config::{DirConfig, Method, MethodSet, SessionBinding};
 use twofactor_core::metrics::{self, Decision, Row, Timing};
 use twofactor_core::outage::ErrorLine;
 use twofactor_core::policy::Refusal;
@@ -31,6 +31,9 @@ const NOTE_GATEWAY: &CStr = c"twofactor-gateway";
 const NOTE_VERDICT: &CStr = c"twofactor-verdict";
 /// When the completion that allowed this request was issued (Unix seconds).
 const NOTE_ISSUED: &CStr = c"twofactor-issued";
+/// How the completion of an allowed request was made (`TwoFactorRequireMethod`
+/// of its subrequests and internal redirects).
+const NOTE_METHOD: &CStr = c"twofactor-method";
 const ALLOW: &CStr = c"allow";
 pub const CHALLENGE_HANDLER: &CStr = c"twofactor-challenge";
 
@@ -238,6 +241,7 @@ fn evaluate(req: &mut Request<'_>, st: &ServerState, challenge: bool) -> Outcome
         initial_allow: initial_allow(req),
         challenge_path: challenge,
         max_age: req.dir_conf().map_or_else(|| DirConfig::default().max_age(), |d| d.parsed.max_age()).as_secs(),
+        require_methods: required_methods(req),
         method: req.method(),
         accept: req.get(Table::In, c"Accept"),
         requested_with: req.get(Table::In, c"X-Requested-With"),
@@ -271,7 +275,7 @@ fn counted(m: Row<'_>, verdict: &Verdict<'_>, started: Instant) {
 
 fn carry_out(req: &mut Request<'_>, st: &ServerState, verdict: Verdict<'_>) -> Outcome {
     match verdict {
-        Verdict::Allow { user, issued, source } => allow(req, st, &user, issued, source.as_str()),
+        Verdict::Allow { user, issued, method, source } => allow(req, st, &user, issued, method, source.as_str()),
         Verdict::Challenge { .. } => Outcome::Proceed,
         Verdict::Refuse { user, reason, refusal } => refuse(req, st, &user, reason, refusal),
         Verdict::Locked { user, until, refusal } => locked(req, st, &user, until, refusal),
@@ -321,24 +325,41 @@ pub fn presented<'r>(req: &Request<'r>, st: &ServerState) -> Option<Presented<'r
     access::presented(st.settings.session_binding, session_cookie(req, st), session)
 }
 
-/// The user and completion time with which the client's request (of
-/// which this one is a subrequest or internal redirect) was let in.
-fn initial_allow<'r>(req: &Request<'r>) -> Option<(&'r str, u64)> {
+/// This scope's `TwoFactorRequireMethod` (empty: any method).
+fn required_methods(req: &Request<'_>) -> MethodSet {
+    req.dir_conf().and_then(|d| d.parsed.require_methods).unwrap_or_default()
+}
+
+/// The user, completion time and method with which the client's request
+/// (of which this one is a subrequest or internal redirect) was let in.
+fn initial_allow<'r>(req: &Request<'r>) -> Option<InitialAllow<'r>> {
     let initial = req.initial();
     if std::ptr::eq(initial.as_ptr(), req.as_ptr()) || initial.get(Table::Notes, NOTE_VERDICT) != Some(ALLOW.to_bytes())
     {
         return None;
     }
     let issued = std::str::from_utf8(initial.get(Table::Notes, NOTE_ISSUED)?).ok()?.parse().ok()?;
-    Some((initial.user()?, issued))
+    let method =
+        initial.get(Table::Notes, NOTE_METHOD).and_then(|m| std::str::from_utf8(m).ok()).and_then(Method::parse);
+    Some(InitialAllow { user: initial.user()?, issued, method })
 }
 
-fn allow(req: &mut Request<'_>, st: &ServerState, canonical: &str, issued: u64, source: &str) -> Outcome {
+fn allow(
+    req: &mut Request<'_>,
+    st: &ServerState,
+    canonical: &str,
+    issued: u64,
+    method: Option<Method>,
+    source: &str,
+) -> Outcome {
     if req.user() != Some(canonical) {
         req.set_user(canonical);
     }
     let mut digits = [0u8; 20];
     req.set(Table::Notes, NOTE_ISSUED, format_u64(issued, &mut digits));
+    if let Some(method) = method {
+        req.set(Table::Notes, NOTE_METHOD, method.as_str());
+    }
     // The backend sees the directory's spelling of the name, nothing else.
     if req.get(Table::In, &st.user_header) != Some(canonical.as_bytes()) {
         req.set(Table::In, &st.user_header, canonical);
@@ -466,6 +487,17 @@ fn refuse(req: &mut Request<'_>, st: &ServerState, user: &str, reason: &str, ref
         "response" = refusal.status(),
         "method" = req.method()
     );
+    if reason == access::STEP_UP && refusal != Refusal::Redirect {
+        // A form posted to a step-up location is never replayed after the
+        // challenge: the user opens the page, steps up, and sends it again.
+        req.set(Table::ErrOut, c"Cache-Control", "no-store");
+        let names = pages::method_names(required_methods(req));
+        let message = format!(
+            "This part of the site needs a recent second sign-in step with {names}. Open the page in your browser \
+             to complete it, then try again. Nothing was sent on."
+        );
+        return error_page(status::FORBIDDEN, "Stronger sign-in required", &message);
+    }
     match refusal {
         Refusal::Redirect => redirect_to_challenge(req, st, user),
         Refusal::Unauthorized => {
@@ -493,7 +525,8 @@ fn redirect_to_challenge(req: &mut Request<'_>, st: &ServerState, user: &str) ->
     };
     // The client's request line as sent: Apache decodes r->parsed_uri.path in place.
     let target = req.initial().unparsed_uri().map_or_else(|| "/".to_string(), token::return_target);
-    let token = token::sign_return(keys, &target, user, now() + RETURN_TOKEN_LIFETIME_SECS);
+    let token =
+        token::sign_return_requiring(keys, &target, user, now() + RETURN_TOKEN_LIFETIME_SECS, required_methods(req));
     // A path, never an absolute URL built from Host or X-Forwarded-Host.
     Outcome::Redirect(format!("{}/?r={token}", s.challenge_url))
 }

@@ -20,6 +20,8 @@ pub enum Outcome {
     Status(c_int),
     /// A page of ours, written as the response (the handler only).
     Page(c_int, String),
+    /// A page of ours that loads the handler's own script (the passkey pages).
+    ScriptedPage(c_int, String),
     /// An error page of ours, which Apache sends with this status (the
     /// access hooks: it stands in for Apache's own error document).
     ErrorPage(c_int, String),
@@ -41,13 +43,17 @@ impl Outcome {
 
 /// Carries `outcome` out on `req` and returns what the hook returns.
 pub fn respond(req: &mut Request<'_>, outcome: Outcome) -> c_int {
+    let scripted = matches!(outcome, Outcome::ScriptedPage(..));
     match outcome {
         Outcome::Declined => DECLINED,
         Outcome::Proceed => OK,
         Outcome::Status(status) => status,
-        Outcome::Page(status, body) => {
+        Outcome::Page(status, body) | Outcome::ScriptedPage(status, body) => {
             for (name, value) in twofactor_core::policy::PAGE_HEADERS {
                 req.set(Table::ErrOut, name, value);
+            }
+            if scripted {
+                req.set(Table::ErrOut, c"Content-Security-Policy", twofactor_core::policy::SCRIPTED_PAGE_CSP);
             }
             req.set_status(status);
             req.set_content_type(c"text/html; charset=utf-8");

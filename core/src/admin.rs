@@ -23,13 +23,15 @@ pub enum AdminError {
     Directory(StoreError),
     Usage(String),
     Io(String),
+    /// The user has no passkey with this id.
+    NoSuchPasskey(String),
 }
 
 impl AdminError {
     pub fn exit_code(&self) -> i32 {
         match self {
             AdminError::Usage(_) => 2,
-            AdminError::NoSuchUser(_) | AdminError::Ambiguous(_) => 3,
+            AdminError::NoSuchUser(_) | AdminError::Ambiguous(_) | AdminError::NoSuchPasskey(_) => 3,
             AdminError::Directory(_) | AdminError::Io(_) => 1,
         }
     }
@@ -42,6 +44,7 @@ impl std::fmt::Display for AdminError {
             AdminError::Ambiguous(u) => write!(f, "more than one directory entry matches '{u}'"),
             AdminError::Directory(e) => write!(f, "{e}"),
             AdminError::Usage(m) | AdminError::Io(m) => f.write_str(m),
+            AdminError::NoSuchPasskey(id) => write!(f, "no passkey with id '{id}' (see the list)"),
         }
     }
 }
@@ -85,6 +88,62 @@ pub struct Status {
     pub failures: u32,
     pub completions: Vec<CompletionInfo>,
     pub recovery_codes_left: usize,
+    pub passkeys: Vec<PasskeyInfo>,
+}
+
+/// A registered passkey or security key (its public part only).
+#[derive(Debug, Serialize)]
+pub struct PasskeyInfo {
+    /// The credential id, base64url (what `webauthn USER remove ID` takes).
+    pub id: String,
+    pub name: String,
+    pub created: String,
+    /// `never` before its first sign-in.
+    pub last_used: String,
+    pub sign_count: u32,
+}
+
+fn passkey_infos(entry: &crate::store::UserEntry, settings: &Settings) -> Vec<PasskeyInfo> {
+    factors::webauthn::credentials(entry, settings)
+        .into_iter()
+        .map(|(_, c)| PasskeyInfo {
+            id: c.id(),
+            name: c.name.clone(),
+            created: iso8601(c.created),
+            last_used: c.last_used.map_or_else(|| "never".to_string(), iso8601),
+            sign_count: c.counter(),
+        })
+        .collect()
+}
+
+/// A user's passkeys and security keys.
+pub fn passkeys(directory: &dyn Directory, settings: &Settings, user: &str) -> Result<Vec<PasskeyInfo>, AdminError> {
+    let entry = find(directory, settings, user)?;
+    Ok(passkey_infos(&entry, settings))
+}
+
+/// Removes the passkey `id` of `user` (its value, exactly: a sign-in
+/// updating it meanwhile makes this retry).
+pub fn remove_passkey(
+    directory: &dyn Directory,
+    settings: &Settings,
+    user: &str,
+    id: &str,
+) -> Result<PasskeyInfo, AdminError> {
+    for _ in 0..8 {
+        let entry = find(directory, settings, user)?;
+        let info = passkey_infos(&entry, settings).into_iter().find(|p| p.id == id);
+        let (Some(info), Some(value)) = (info, factors::webauthn::value_of(&entry, settings, id)) else {
+            return Err(AdminError::NoSuchPasskey(id.to_string()));
+        };
+        let change = Change::Delete(settings.attribute(Role::WebAuthn).into(), vec![value.clone()]);
+        match directory.modify(&entry.dn, &[change]) {
+            Ok(()) => return Ok(info),
+            Err(StoreError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(AdminError::Directory(StoreError::Conflict))
 }
 
 /// Every state attribute, and objectClass (writes add the auxiliary class where missing).
@@ -144,6 +203,7 @@ pub fn status(directory: &dyn Directory, settings: &Settings, user: &str, now: u
         failures: failures.count,
         completions,
         recovery_codes_left: entry.values(settings.attribute(Role::Recovery)).len(),
+        passkeys: passkey_infos(&entry, settings),
     })
 }
 

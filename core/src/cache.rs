@@ -17,6 +17,8 @@ pub struct Hit {
     pub canonical: Arc<str>,
     /// Unix seconds the completion was issued (for per-scope max ages).
     pub issued: u64,
+    /// How it was made (for `TwoFactorRequireMethod`).
+    pub method: Option<crate::config::Method>,
 }
 
 struct Entry {
@@ -94,7 +96,7 @@ mod tests {
     use super::*;
 
     fn hit() -> Hit {
-        Hit { canonical: Arc::from("alice"), issued: 1 }
+        Hit { canonical: Arc::from("alice"), issued: 1, method: None }
     }
 
     #[test]

@@ -18,12 +18,13 @@ use crate::access::{self, Peer, Source, Verdict};
 
 /// `twofactor_decisions_total{result,reason}`: every access decision in an
 /// enforced scope (the challenge path itself is counted by its steps).
-pub const DECISIONS: [(&str, &str); 15] = [
+pub const DECISIONS: [(&str, &str); 16] = [
     ("allow", "cache"),
     ("allow", "directory"),
     ("allow", "initial-request"),
     ("challenge", "no-session"),
     ("challenge", "no-completion"),
+    ("challenge", "step-up"),
     ("deny", "untrusted-peer"),
     ("deny", "bad-proxy-secret"),
     ("deny", "bad-identity"),
@@ -45,6 +46,8 @@ pub enum Decision {
     AllowInitialRequest,
     ChallengeNoSession,
     ChallengeNoCompletion,
+    /// A completion, but not by a method this location requires.
+    ChallengeStepUp,
     DenyUntrustedPeer,
     DenyBadProxySecret,
     DenyBadIdentity,
@@ -59,12 +62,13 @@ pub enum Decision {
 
 impl Decision {
     /// In the order of [`DECISIONS`].
-    pub const ALL: [Decision; 15] = [
+    pub const ALL: [Decision; 16] = [
         Decision::AllowCache,
         Decision::AllowDirectory,
         Decision::AllowInitialRequest,
         Decision::ChallengeNoSession,
         Decision::ChallengeNoCompletion,
+        Decision::ChallengeStepUp,
         Decision::DenyUntrustedPeer,
         Decision::DenyBadProxySecret,
         Decision::DenyBadIdentity,
@@ -91,6 +95,7 @@ impl Decision {
             Verdict::Allow { source: Source::InitialRequest, .. } => Decision::AllowInitialRequest,
             Verdict::Challenge { .. } => return None,
             Verdict::Refuse { reason, .. } if *reason == access::NO_SESSION => Decision::ChallengeNoSession,
+            Verdict::Refuse { reason, .. } if *reason == access::STEP_UP => Decision::ChallengeStepUp,
             Verdict::Refuse { .. } => Decision::ChallengeNoCompletion,
             Verdict::Locked { .. } => Decision::DenyLocked,
             Verdict::Spoof { peer: Peer::BadSecret } => Decision::DenyBadProxySecret,
@@ -117,12 +122,12 @@ pub fn cache_answer(verdict: &Verdict<'_>) -> Option<bool> {
 }
 
 /// The factors whose attempts are counted, and how an attempt ended.
-pub const METHODS: [&str; 3] = ["totp", "email", "recovery"];
+pub const METHODS: [&str; 4] = ["totp", "email", "recovery", "webauthn"];
 pub const ATTEMPT_RESULTS: [&str; 4] = ["ok", "fail", "replayed", "locked"];
 pub const LDAP_OPS: [&str; 2] = ["search", "modify"];
 pub const OUTCOMES: [&str; 2] = ["ok", "error"];
 pub const MAIL_KINDS: [&str; 2] = ["passcode", "notice"];
-pub const ENROLLMENT_METHODS: [&str; 1] = ["totp"];
+pub const ENROLLMENT_METHODS: [&str; 2] = ["totp", "webauthn"];
 pub const CACHE_RESULTS: [&str; 2] = ["hit", "miss"];
 
 /// Upper bounds of the duration histograms' buckets, in seconds.
@@ -553,6 +558,7 @@ mod tests {
             r.mail(kind, false);
         }
         r.enrollment("totp");
+        r.enrollment("webauthn");
         // Each counter was hit once: no two share a slot, none is outside the row.
         let counted: Vec<u64> = slots[DECISIONS_AT..LDAP_TIME_AT]
             .iter()
@@ -577,7 +583,7 @@ mod tests {
         use crate::identity::IdentityError;
         use crate::store::StoreError;
         use std::sync::Arc;
-        let allow = |source| Verdict::Allow { user: Arc::from("alice"), issued: 1, source };
+        let allow = |source| Verdict::Allow { user: Arc::from("alice"), issued: 1, method: None, source };
         assert_eq!(Decision::of(&allow(Source::Cache)), Some(Decision::AllowCache));
         assert_eq!(cache_answer(&allow(Source::Cache)), Some(true));
         assert_eq!(Decision::of(&allow(Source::Directory)), Some(Decision::AllowDirectory));
@@ -589,6 +595,8 @@ mod tests {
         assert_eq!(cache_answer(&refuse(access::NO_SESSION)), None, "nothing to look up");
         assert_eq!(Decision::of(&refuse(access::NO_COMPLETION)), Some(Decision::ChallengeNoCompletion));
         assert_eq!(cache_answer(&refuse(access::NO_COMPLETION)), Some(false));
+        assert_eq!(Decision::of(&refuse(access::STEP_UP)), Some(Decision::ChallengeStepUp));
+        assert_eq!(cache_answer(&refuse(access::STEP_UP)), Some(false), "the directory was asked");
         assert_eq!(Decision::of(&Verdict::Spoof { peer: Peer::BadSecret }), Some(Decision::DenyBadProxySecret));
         assert_eq!(Decision::of(&Verdict::Spoof { peer: Peer::Untrusted }), Some(Decision::DenyUntrustedPeer));
         assert_eq!(Decision::of(&Verdict::Challenge { user: "alice" }), None);
@@ -607,7 +615,7 @@ mod tests {
         r.attempt("totp", "maybe");
         r.ldap_operation("delete", true);
         r.mail("spam", true);
-        r.enrollment("webauthn");
+        r.enrollment("sms");
         assert!(slots.iter().all(|s| s.load(Ordering::Relaxed) == 0));
     }
 

@@ -16,6 +16,10 @@ pub enum Notice {
     /// An authenticator was set up (`replaced`: instead of an earlier one),
     /// with this many new recovery codes.
     Enrolled { replaced: bool, recovery_codes: usize },
+    /// A passkey or security key was registered, with this many new recovery codes.
+    PasskeyAdded { recovery_codes: usize },
+    /// A passkey or security key was removed (by an administrator).
+    PasskeyRemoved,
     /// A set of recovery codes was issued (by an administrator).
     RecoveryCodesIssued { count: usize },
     /// A recovery code was used to sign in; this many are left.
@@ -31,6 +35,8 @@ impl Notice {
         match self {
             Notice::Enrolled { replaced: false, .. } => "enrolled",
             Notice::Enrolled { replaced: true, .. } => "replaced",
+            Notice::PasskeyAdded { .. } => "passkey-added",
+            Notice::PasskeyRemoved => "passkey-removed",
             Notice::RecoveryCodesIssued { .. } => "recovery-issued",
             Notice::RecoveryCodeUsed { .. } => "recovery-used",
             Notice::Locked { .. } => "locked",
@@ -61,6 +67,20 @@ pub fn message(site: &str, user: &str, notice: Notice, now: u64, origin: Origin)
                 format!("An authenticator for the second sign-in step was {verb}.{codes}"),
             )
         }
+        Notice::PasskeyAdded { recovery_codes } => {
+            let codes = match recovery_codes {
+                0 => String::new(),
+                n => format!(" {n} new recovery codes were issued with it."),
+            };
+            (
+                "A passkey was added".to_string(),
+                format!("A passkey or security key was registered for the second sign-in step.{codes}"),
+            )
+        }
+        Notice::PasskeyRemoved => (
+            "A passkey was removed".to_string(),
+            "A passkey or security key was removed from the second sign-in step.".to_string(),
+        ),
         Notice::RecoveryCodesIssued { count } => (
             "New recovery codes were issued".to_string(),
             format!("{count} new recovery codes were issued; any older ones no longer work."),

@@ -4,6 +4,7 @@
 //! `text::html`; the pages hold no script, so the CSP of
 //! `policy::PAGE_HEADERS` can forbid scripts outright.
 
+use crate::config::{Method, MethodSet};
 use crate::text::html;
 
 /// Hidden fields every form carries: the CSRF token and the return token.
@@ -63,6 +64,25 @@ button{font-size:1.1rem;padding:.6rem 1.2rem;margin-top:1rem;cursor:pointer}\
 .codes{font-family:monospace;font-size:1.2rem}svg{width:100%;max-width:16rem;height:auto}\
 .other{margin-top:2rem;border-top:1px solid #ddd;padding-top:1rem}";
 
+/// How a page names a method to the end user.
+pub fn method_name(method: Method) -> &'static str {
+    match method {
+        Method::Totp => "your authenticator app or token",
+        Method::Email => "a code by mail",
+        Method::Recovery => "a recovery code",
+        Method::WebAuthn => "a passkey or security key",
+    }
+}
+
+/// `a passkey or security key or a recovery code`; "any second factor" for the empty set.
+pub fn method_names(methods: MethodSet) -> String {
+    let names: Vec<&str> = methods.methods().map(method_name).collect();
+    match names.is_empty() {
+        true => "any second factor".into(),
+        false => names.join(" or "),
+    }
+}
+
 /// An error or notice box; `role=alert` so screen readers announce it.
 pub fn alert(message: &str) -> String {
     format!("<p class=\"error\" role=\"alert\">{}</p>", html(message))
@@ -84,6 +104,12 @@ pub struct Options {
     pub email: bool,
     pub recovery: bool,
     pub enroll: EnrollOffer,
+    /// A link to the passkey prompt (the user has one, and it is accepted here).
+    pub passkey: bool,
+    /// A link to the authenticator code form (when the passkey prompt is the main form).
+    pub totp: bool,
+    /// A link to register a passkey (enrollment open, no mail proof needed).
+    pub enroll_passkey: bool,
 }
 
 fn enroll_by_mail(f: &FormBase<'_>, label: &str) -> String {
@@ -96,6 +122,18 @@ fn enroll_by_mail(f: &FormBase<'_>, label: &str) -> String {
 
 fn other_ways(f: &FormBase<'_>, options: &Options, mail_hint: Option<&str>) -> String {
     let mut out = String::new();
+    if options.passkey {
+        out.push_str(&format!(
+            "<p><a id=\"use-passkey\" href=\"{}\">Use a passkey or security key</a></p>",
+            f.link("webauthn")
+        ));
+    }
+    if options.totp {
+        out.push_str(&format!(
+            "<p><a id=\"use-totp\" href=\"{}\">Use your authenticator app or token</a></p>",
+            f.link("totp")
+        ));
+    }
     if options.email {
         let hint = mail_hint.map(|m| format!(" to {}", html(m))).unwrap_or_default();
         out.push_str(&format!(
@@ -114,6 +152,12 @@ fn other_ways(f: &FormBase<'_>, options: &Options, mail_hint: Option<&str>) -> S
         EnrollOffer::ByMail => {
             out.push_str(&enroll_by_mail(f, "Email me a code to set up a new authenticator app or token"))
         }
+    }
+    if options.enroll_passkey {
+        out.push_str(&format!(
+            "<p><a id=\"add-passkey\" href=\"{}\">Register a passkey or security key</a></p>",
+            f.link("webauthn/register")
+        ));
     }
     if out.is_empty() {
         return out;
@@ -136,13 +180,14 @@ pub fn totp(f: &FormBase<'_>, user: &str, error: Option<&str>, options: &Options
 }
 
 /// For a user without a TOTP secret: the ways that are open.
-pub fn choose(f: &FormBase<'_>, user: &str, options: &Options, mail_hint: Option<&str>) -> String {
+pub fn choose(f: &FormBase<'_>, user: &str, error: Option<&str>, options: &Options, mail_hint: Option<&str>) -> String {
     let mut body = format!("<p>Signed in at the gateway as <strong>{}</strong>.</p>", html(user));
+    body.push_str(&error.map(alert).unwrap_or_default());
     match options.enroll {
         EnrollOffer::ByMail => body.push_str(&format!(
             "<h2>Set up an authenticator</h2>\
-             <p>To set up an authenticator app or a hardware token, first confirm a code we send to your mail \
-             address.</p>{}",
+             <p>To set up an authenticator app, a hardware token or a passkey, first confirm a code we send to \
+             your mail address.</p>{}",
             enroll_by_mail(f, "Email me a code to set up an authenticator")
         )),
         EnrollOffer::Link => body.push_str(&format!(
@@ -153,7 +198,8 @@ pub fn choose(f: &FormBase<'_>, user: &str, options: &Options, mail_hint: Option
     }
     let rest = Options { enroll: EnrollOffer::None, ..*options };
     body.push_str(&other_ways(f, &rest, mail_hint));
-    if !options.email && !options.recovery && options.enroll == EnrollOffer::None {
+    let nothing = !options.email && !options.recovery && !options.passkey && !options.totp && !options.enroll_passkey;
+    if nothing && options.enroll == EnrollOffer::None {
         body.push_str(&alert(
             "No second factor is set up for your account, and none can be set up from here. \
              Please contact your administrator.",
@@ -205,6 +251,8 @@ pub struct Enrollment<'a> {
     pub pending: &'a str,
     pub proof: &'a str,
     pub registration_message: Option<&'a str>,
+    /// Offer registering a passkey or security key instead.
+    pub passkey: bool,
 }
 
 pub fn enroll(f: &FormBase<'_>, e: &Enrollment<'_>, error: Option<&str>) -> String {
@@ -218,7 +266,8 @@ pub fn enroll(f: &FormBase<'_>, e: &Enrollment<'_>, error: Option<&str>) -> Stri
          <p class=\"note\">This secret is shown once. Nothing is saved until you enter a first code.</p>\
          {form}<input type=\"hidden\" name=\"pending\" value=\"{pending}\">\
          <input type=\"hidden\" name=\"proof\" value=\"{proof}\">{input}\
-         <button type=\"submit\">Confirm</button></form>",
+         <button type=\"submit\">Confirm</button></form>{passkey}",
+        passkey = if e.passkey { passkey_instead(f, e.proof) } else { String::new() },
         error = error.map(alert).unwrap_or_default(),
         svg = e.qr_svg,
         secret = html(&grouped(e.secret_base32)),
@@ -233,6 +282,109 @@ pub fn enroll(f: &FormBase<'_>, e: &Enrollment<'_>, error: Option<&str>) -> Stri
         input = code_input("First code from the app or token", true),
     );
     layout("Set up your second factor", &body)
+}
+
+/// The offer, on the TOTP setup page, to register a passkey instead (the
+/// mail proof travels along).
+fn passkey_instead(f: &FormBase<'_>, proof: &str) -> String {
+    format!(
+        "<div class=\"other\"><h2>Or</h2>{}<input type=\"hidden\" name=\"proof\" value=\"{}\">\
+         <button type=\"submit\" id=\"passkey-instead\">Register a passkey or security key instead</button></form></div>",
+        f.open("webauthn/register"),
+        html(proof)
+    )
+}
+
+/// The script of the passkey pages (served by the handler at `webauthn.js`).
+pub const WEBAUTHN_SCRIPT: &str = include_str!("pages/webauthn.js");
+
+/// The passkey block: the prompt's button (shown by the script), the form
+/// the script posts the browser's answer with, and the messages for
+/// browsers without the script or without WebAuthn.
+fn webauthn_block(f: &FormBase<'_>, ceremony: &str, action: &str, fields: &str, label: &str) -> String {
+    format!(
+        "<div id=\"webauthn\" data-ceremony=\"{ceremony}\" data-begin=\"{base}/webauthn/begin\">\
+         {form}{fields}<input type=\"hidden\" name=\"credential\" value=\"\">\
+         <button type=\"button\" id=\"webauthn-start\" hidden disabled>{label}</button></form>\
+         <p id=\"webauthn-status\" class=\"note\" role=\"status\" aria-live=\"polite\" hidden></p>\
+         <noscript><p class=\"error\">Passkeys need JavaScript in this browser. Every other way below works \
+         without it.</p></noscript></div><script src=\"{base}/webauthn.js\" defer></script>",
+        base = html(f.base),
+        form = f.open(action),
+        label = html(label),
+    )
+}
+
+/// The passkey sign-in of an enrolled user.
+pub fn webauthn_sign_in(
+    f: &FormBase<'_>,
+    user: &str,
+    error: Option<&str>,
+    options: &Options,
+    mail_hint: Option<&str>,
+) -> String {
+    let body = format!(
+        "<p>Signed in at the gateway as <strong>{user}</strong>. Confirm with your passkey or security key.</p>\
+         {error}{block}{others}",
+        user = html(user),
+        error = error.map(alert).unwrap_or_default(),
+        block = webauthn_block(f, "sign-in", "webauthn", "", "Use your passkey or security key"),
+        others = other_ways(f, options, mail_hint),
+    );
+    layout("Second sign-in step", &body)
+}
+
+/// Registering a passkey or security key: its name, then the prompt.
+pub fn webauthn_register(
+    f: &FormBase<'_>,
+    proof: &str,
+    existing: &[String],
+    error: Option<&str>,
+    registration_message: Option<&str>,
+) -> String {
+    let message = registration_message.map(|m| format!("<p class=\"note\">{}</p>", html(m))).unwrap_or_default();
+    let have = if existing.is_empty() {
+        String::new()
+    } else {
+        let items: String = existing.iter().map(|n| format!("<li>{}</li>", html(n))).collect();
+        format!("<p>Already registered:</p><ul id=\"passkeys\">{items}</ul>")
+    };
+    let fields = format!(
+        "<input type=\"hidden\" name=\"proof\" value=\"{}\">\
+         <label for=\"name\">Name (to tell your keys apart)</label>\
+         <input id=\"name\" name=\"name\" type=\"text\" maxlength=\"40\" placeholder=\"Laptop, YubiKey…\">",
+        html(proof)
+    );
+    let body = format!(
+        "{message}{error}<p>Register a passkey on this device, or a security key. Your browser will ask you to \
+         confirm with your fingerprint, face, PIN or by touching the key.</p>{have}{block}\
+         <p><a href=\"{back}\">Back</a></p>",
+        error = error.map(alert).unwrap_or_default(),
+        block = webauthn_block(f, "register", "webauthn/register", &fields, "Register"),
+        back = f.link(""),
+    );
+    layout("Add a passkey or security key", &body)
+}
+
+/// After a registration: the recovery codes (if new ones were issued) and
+/// the way on, which signs in with the new key.
+pub fn passkey_added(name: &str, codes: &[String], continue_to: &str) -> String {
+    let list = if codes.is_empty() {
+        String::new()
+    } else {
+        let items: String = codes.iter().map(|c| format!("<li>{}</li>", html(c))).collect();
+        format!(
+            "<p>Save these recovery codes somewhere safe. Each one lets you in once if you lose your passkey. \
+             They are shown only now.</p><ol class=\"codes\" id=\"recovery-codes\">{items}</ol>"
+        )
+    };
+    let body = format!(
+        "<p>Your passkey or security key <strong id=\"passkey-name\">{}</strong> is registered. Continue to \
+         sign in with it.</p>{list}<p><a id=\"continue\" href=\"{}\">Continue</a></p>",
+        html(name),
+        html(continue_to)
+    );
+    layout("Passkey added", &body)
 }
 
 /// After enrollment: the recovery codes, once, and the way on.
@@ -319,7 +471,14 @@ mod tests {
     }
 
     fn all_options() -> Options {
-        Options { email: true, recovery: true, enroll: EnrollOffer::ByMail }
+        Options {
+            email: true,
+            recovery: true,
+            enroll: EnrollOffer::ByMail,
+            passkey: true,
+            totp: true,
+            enroll_passkey: true,
+        }
     }
 
     fn enrollment<'a>() -> Enrollment<'a> {
@@ -334,6 +493,7 @@ mod tests {
             pending: HOSTILE,
             proof: HOSTILE,
             registration_message: Some(HOSTILE),
+            passkey: true,
         }
     }
 
@@ -343,7 +503,7 @@ mod tests {
         let f = base(HOSTILE);
         vec![
             ("totp", totp(&f, HOSTILE, Some(HOSTILE), &all_options(), Some(HOSTILE))),
-            ("choose", choose(&f, HOSTILE, &all_options(), Some(HOSTILE))),
+            ("choose", choose(&f, HOSTILE, Some(HOSTILE), &all_options(), Some(HOSTILE))),
             ("email", email_code(&f, HOSTILE, Some(HOSTILE), Some(HOSTILE))),
             ("recovery", recovery(&f, Some(HOSTILE))),
             ("enroll", enroll(&f, &enrollment(), Some(HOSTILE))),
@@ -352,13 +512,24 @@ mod tests {
             ("message", message(HOSTILE, HOSTILE, Some((HOSTILE, HOSTILE)))),
             ("error", error(403, HOSTILE, HOSTILE)),
             ("directory", directory_down()),
+            ("passkey", webauthn_sign_in(&f, HOSTILE, Some(HOSTILE), &all_options(), Some(HOSTILE))),
+            ("passkey-register", webauthn_register(&f, HOSTILE, &[HOSTILE.to_string()], Some(HOSTILE), Some(HOSTILE))),
+            ("passkey-added", passkey_added(HOSTILE, &[HOSTILE.to_string()], HOSTILE)),
         ]
     }
+
+    /// The passkey pages load the handler's script, nothing inline.
+    const SCRIPTED: [&str; 2] = ["passkey", "passkey-register"];
 
     #[test]
     fn values_from_outside_are_escaped_on_every_page() {
         for (name, page) in every_page() {
-            assert!(!page.contains("<script"), "{name}: {page}");
+            let scripts = page.matches("<script").count();
+            let expected = usize::from(SCRIPTED.contains(&name));
+            assert_eq!(scripts, expected, "{name}: {page}");
+            if expected == 1 {
+                assert!(page.contains("<script src=\"/2fa/webauthn.js\" defer></script>"), "{name}: {page}");
+            }
             assert!(!page.contains("\"'&\""), "{name}");
             if name != "directory" {
                 assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39;&amp;"), "{name}: {page}");
@@ -387,6 +558,25 @@ mod tests {
     }
 
     #[test]
+    fn the_passkey_pages_allow_only_the_handlers_own_script() {
+        let csp = crate::policy::SCRIPTED_PAGE_CSP;
+        assert!(csp.starts_with("default-src 'none'"), "{csp}");
+        assert!(csp.contains("script-src 'self';") && !csp.contains("unsafe-eval"), "{csp}");
+        assert!(!csp.contains("script-src 'self' 'unsafe-inline'"), "{csp}");
+        assert!(csp.contains("connect-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+        let f = base("r-token");
+        let page = webauthn_sign_in(&f, "alice", None, &all_options(), None);
+        assert!(page.contains("<form method=\"post\" action=\"/2fa/webauthn\">"), "{page}");
+        assert!(page.contains("data-begin=\"/2fa/webauthn/begin\""), "{page}");
+        assert!(page.contains("<noscript>"), "{page}");
+        // The script does not run inline code or handlers.
+        assert!(!WEBAUTHN_SCRIPT.contains("eval(") && !WEBAUTHN_SCRIPT.contains("innerHTML"));
+        let register = webauthn_register(&f, "proof-token", &[], None, None);
+        assert!(register.contains("action=\"/2fa/webauthn/register\""), "{register}");
+        assert!(register.contains("name=\"proof\" value=\"proof-token\""), "{register}");
+    }
+
+    #[test]
     fn the_pages_need_no_script_and_the_policy_allows_none() {
         let csp = crate::policy::PAGE_HEADERS
             .iter()
@@ -395,7 +585,8 @@ mod tests {
             .unwrap();
         assert!(csp.starts_with("default-src 'none'") && !csp.contains("script-src"), "{csp}");
         assert!(csp.contains("form-action 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
-        for (name, page) in every_page() {
+        for (name, page) in every_page().into_iter().filter(|(name, _)| !SCRIPTED.contains(name)) {
+            assert!(!page.contains("<script"), "{name}");
             assert!(!page.contains("onclick=") && !page.contains("onload="), "{name}");
             assert!(!page.contains("javascript:"), "{name}");
             assert!(page.starts_with("<!DOCTYPE html>"), "{name}");

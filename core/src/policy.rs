@@ -69,6 +69,11 @@ pub const PAGE_HEADERS: [(&std::ffi::CStr, &str); 5] = [
     ),
 ];
 
+/// The policy of the passkey pages: the one script the handler serves
+/// (no inline script), which may post to the challenge itself.
+pub const SCRIPTED_PAGE_CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; \
+     style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'";
+
 #[cfg(test)]
 mod tests {
     use super::*;

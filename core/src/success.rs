@@ -84,13 +84,14 @@ pub fn record(
         Ok(()) => {}
         Err(until) => return Ok(Recorded::Locked { until }),
     }
-    prime(cache, &presented, success.user, new.issued, success.lifetime, clock);
+    prime(cache, &presented, success, new.issued, clock);
     Ok(Recorded::Done { session_cookie })
 }
 
-fn prime(cache: &CompletionCache, presented: &Presented<'_>, user: &str, issued: u64, lifetime: u64, clock: Instant) {
-    let hit = Hit { canonical: Arc::from(user), issued };
-    cache.put(presented.cache_key(user), hit, Duration::from_secs(lifetime), clock);
+fn prime(cache: &CompletionCache, presented: &Presented<'_>, success: &Success<'_>, issued: u64, clock: Instant) {
+    let method = crate::factors::completion_method(success.method);
+    let hit = Hit { canonical: Arc::from(success.user), issued, method };
+    cache.put(presented.cache_key(success.user), hit, Duration::from_secs(success.lifetime), clock);
 }
 
 /// Where to send the user after a success: the path inside a valid return
@@ -127,6 +128,7 @@ mod tests {
             initial_allow: None,
             challenge_path: false,
             max_age: 8 * 3600,
+            require_methods: Default::default(),
             method: "GET",
             accept: Some(b"text/html"),
             requested_with: None,

@@ -8,6 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
+use crate::config::MethodSet;
 use crate::keys::{Keys, Purpose};
 
 /// Longest path+query a token carries; longer targets return to "/".
@@ -22,6 +23,13 @@ struct Payload {
     u: String,
     /// Expiry, Unix seconds.
     e: u64,
+    /// The methods the target location requires (`TwoFactorRequireMethod`), as bits.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    m: u8,
+}
+
+fn is_zero(bits: &u8) -> bool {
+    *bits == 0
 }
 
 /// Why a return token was refused.
@@ -73,8 +81,14 @@ pub fn return_target(request_target: &str) -> String {
 /// Signs a return token for `user` back to `path` (path and query), valid
 /// until `expires` (Unix seconds). An unsafe or overlong path becomes "/".
 pub fn sign_return(keys: &Keys, path: &str, user: &str, expires: u64) -> String {
+    sign_return_requiring(keys, path, user, expires, MethodSet::default())
+}
+
+/// A return token that also carries the methods the target requires, so
+/// that the challenge offers only those (the access check decides anyway).
+pub fn sign_return_requiring(keys: &Keys, path: &str, user: &str, expires: u64, methods: MethodSet) -> String {
     let p = if is_same_origin_path(path) { path } else { "/" };
-    let payload = Payload { v: 1, p: p.to_string(), u: user.to_string(), e: expires };
+    let payload = Payload { v: 1, p: p.to_string(), u: user.to_string(), e: expires, m: methods.bits() };
     let json = serde_json::to_vec(&payload).unwrap_or_default();
     let body = URL_SAFE_NO_PAD.encode(json);
     let tag = keys.sign(Purpose::ReturnToken, body.as_bytes());
@@ -83,6 +97,15 @@ pub fn sign_return(keys: &Keys, path: &str, user: &str, expires: u64) -> String 
 
 /// Verifies a return token for `user` at time `now` and gives its path.
 pub fn verify_return(keys: &Keys, token: &str, user: &str, now: u64) -> Result<String, TokenError> {
+    verify(keys, token, user, now).map(|payload| payload.p)
+}
+
+/// The methods a valid return token says its target requires (empty: any).
+pub fn required_methods(keys: &Keys, token: &str, user: &str, now: u64) -> MethodSet {
+    verify(keys, token, user, now).map_or_else(|_| MethodSet::default(), |payload| MethodSet::from_bits(payload.m))
+}
+
+fn verify(keys: &Keys, token: &str, user: &str, now: u64) -> Result<Payload, TokenError> {
     if token.len() > 4 * MAX_RETURN_PATH {
         return Err(TokenError::Malformed);
     }
@@ -105,7 +128,7 @@ pub fn verify_return(keys: &Keys, token: &str, user: &str, now: u64) -> Result<S
     if !is_same_origin_path(&payload.p) {
         return Err(TokenError::UnsafePath);
     }
-    Ok(payload.p)
+    Ok(payload)
 }
 
 #[cfg(test)]
@@ -127,6 +150,24 @@ mod tests {
 
     fn keys(byte: u8) -> Keys {
         Keys::from_files(&[Secret::new(vec![byte; 32])]).unwrap()
+    }
+
+    #[test]
+    fn a_token_carries_the_methods_its_target_requires() {
+        use crate::config::{Method, MethodSet};
+        let k = keys(1);
+        let webauthn = MethodSet::of(&[Method::WebAuthn]);
+        let t = sign_return_requiring(&k, "/admin/", "alice", 1000, webauthn);
+        assert_eq!(verify_return(&k, &t, "alice", 999).as_deref(), Ok("/admin/"));
+        assert_eq!(required_methods(&k, &t, "alice", 999), webauthn);
+        assert!(required_methods(&k, &t, "bob", 999).is_empty());
+        assert!(required_methods(&k, &sign_return(&k, "/", "alice", 1000), "alice", 999).is_empty());
+        // The bits are signed: flipping them breaks the token.
+        let (body, tag) = t.split_once('.').unwrap();
+        let mut json: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).unwrap()).unwrap();
+        json["m"] = serde_json::json!(1);
+        let forged = format!("{}.{tag}", URL_SAFE_NO_PAD.encode(json.to_string()));
+        assert_eq!(verify_return(&k, &forged, "alice", 999), Err(TokenError::BadSignature));
     }
 
     #[test]

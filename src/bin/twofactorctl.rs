@@ -98,6 +98,24 @@ enum Command {
     Revoke { user: String },
     /// List the users who are locked now.
     Locked,
+    /// A user's passkeys and security keys: list them (the default), or
+    /// remove one by its id.
+    Webauthn {
+        user: String,
+        #[command(subcommand)]
+        action: Option<PasskeyAction>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PasskeyAction {
+    /// List the user's passkeys (id, name, created, last used).
+    List,
+    /// Remove one passkey (the user can no longer sign in with it).
+    Remove {
+        /// Its id, as the list shows it.
+        id: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -248,6 +266,20 @@ fn run(cli: &Cli) -> Result<(), AdminError> {
             let value = serde_json::json!({ "user": user, "revoked": count });
             report(json, &value, || format!("{user}: {count} completion(s) revoked\n"))
         }
+        Command::Webauthn { user, action } => {
+            let (settings, directory) = open(cli)?;
+            match action {
+                None | Some(PasskeyAction::List) => {
+                    let list = admin::passkeys(&directory, &settings, user)?;
+                    report(json, &list, || passkeys_text(user, &list))
+                }
+                Some(PasskeyAction::Remove { id }) => {
+                    let removed = admin::remove_passkey(&directory, &settings, user, id)?;
+                    notify(cli, &directory, &settings, user, Notice::PasskeyRemoved);
+                    report(json, &removed, || format!("{user}: passkey '{}' ({}) removed\n", removed.name, removed.id))
+                }
+            }
+        }
         Command::Locked => {
             let (settings, directory) = open(cli)?;
             let users = admin::locked(&directory, &settings, now())?;
@@ -323,6 +355,13 @@ fn gen_key(file: &Path, force: bool, json: bool) -> Result<(), AdminError> {
     report(json, &value, || format!("wrote {} random bytes to {} (mode 0600)\n", key.len(), file.display()))
 }
 
+fn passkeys_text(user: &str, list: &[admin::PasskeyInfo]) -> String {
+    if list.is_empty() {
+        return format!("{user}: no passkey or security key\n");
+    }
+    list.iter().map(|p| format!("{}\t{}\tcreated {}\tlast used {}\n", p.id, p.name, p.created, p.last_used)).collect()
+}
+
 fn status_text(s: &admin::Status) -> String {
     let mut out = format!("user:           {} ({})\n", s.user, s.dn);
     match &s.totp {
@@ -343,6 +382,10 @@ fn status_text(s: &admin::Status) -> String {
     }
     out.push_str(&format!("failures:       {}\n", s.failures));
     out.push_str(&format!("recovery codes: {} left\n", s.recovery_codes_left));
+    out.push_str(&format!("passkeys:       {}\n", s.passkeys.len()));
+    for p in &s.passkeys {
+        out.push_str(&format!("  - {} (id {}), created {}, last used {}\n", p.name, p.id, p.created, p.last_used));
+    }
     out.push_str(&format!("completions:    {}\n", s.completions.len()));
     for c in &s.completions {
         let state = if c.expired { " (expired)" } else { "" };

@@ -5,12 +5,12 @@
 use std::net::IpAddr;
 
 use twofactor_core::clock::now;
-use twofactor_core::config::{Method, Role};
+use twofactor_core::config::{Method, MethodSet, Role};
 use twofactor_core::csrf::{self, Use};
 use twofactor_core::keys::Keys;
 use twofactor_core::store::codec::{self as store_codec, LOCKED_UNTIL_UNLOCKED};
 use twofactor_core::store::{Directory, LdapDirectory, Lookup, Seeded, StoreError, UserEntry};
-use twofactor_core::{admin, completion, factors, form, pages, random};
+use twofactor_core::{admin, completion, factors, form, pages, random, token};
 
 use crate::apache::log::{event, Level};
 use crate::apache::{status, Request, Table};
@@ -40,6 +40,8 @@ pub(crate) struct Ctx<'a> {
     pub now: u64,
     /// The end user's address as mod_remoteip derived it (`None`: unknown).
     pub end_user: Option<IpAddr>,
+    /// The methods the return token's target requires (empty: any).
+    pub required: MethodSet,
     csrf: String,
 }
 
@@ -108,7 +110,8 @@ impl<'a> Ctx<'a> {
         let csrf = csrf::issue(keys, Use::Form, &user, &nonce, now + FORM_LIFETIME_SECS);
         let end_user = end_user_address(req);
         let directory = Seeded::new(directory);
-        Ok(Ctx { st, keys, directory, user, nonce, return_token, fields, now, end_user, csrf })
+        let required = token::required_methods(keys, &return_token, &user, now);
+        Ok(Ctx { st, keys, directory, user, nonce, return_token, fields, now, end_user, required, csrf })
     }
 
     pub fn field(&self, name: &str) -> Option<&str> {
@@ -121,6 +124,12 @@ impl<'a> Ctx<'a> {
 
     pub fn offers(&self, method: Method) -> bool {
         self.st.settings.methods.contains(&method)
+    }
+
+    /// Offered, and accepted by the page the user came from
+    /// (`TwoFactorRequireMethod` there, carried in the return token).
+    pub fn accepts(&self, method: Method) -> bool {
+        self.offers(method) && (self.required.is_empty() || self.required.contains(method))
     }
 
     /// The user's entry with every state attribute and the mail attribute.

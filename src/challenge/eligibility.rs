@@ -5,23 +5,27 @@ use std::net::IpAddr;
 
 use twofactor_core::completion;
 use twofactor_core::config::{EnrollmentProof, Method, Role};
+use twofactor_core::csrf::{self, Use};
 use twofactor_core::factors;
 use twofactor_core::pages;
 use twofactor_core::store::UserEntry;
 
 use super::ctx::Ctx;
+use crate::apache::log::{event, Level};
 use crate::apache::Request;
+use crate::outcome::Outcome;
 
 /// Adding or replacing a factor needs a completion this recent, made with
 /// a factor the user already holds.
 const RECENT_COMPLETION_SECS: u64 = 900;
 
-/// Enrollment is on, TOTP is offered, and the end user's address (as
-/// mod_remoteip derived it) is inside `TwoFactorEnrollmentFrom`.
+/// Enrollment is on, a factor that can be set up here (TOTP, passkeys) is
+/// offered, and the end user's address (as mod_remoteip derived it) is
+/// inside `TwoFactorEnrollmentFrom`.
 pub fn allowed_here(ctx: &Ctx<'_>) -> bool {
     let s = &ctx.st.settings;
     s.enrollment
-        && s.methods.contains(&Method::Totp)
+        && (s.methods.contains(&Method::Totp) || s.methods.contains(&Method::WebAuthn))
         && (s.enrollment_from.is_empty()
             || ctx.end_user.is_some_and(|ip: IpAddr| s.enrollment_from.iter().any(|net| net.contains(ip))))
 }
@@ -50,11 +54,27 @@ pub fn refusal(req: &Request<'_>, ctx: &Ctx<'_>, entry: &UserEntry) -> Option<(&
     if factors::holds_any(entry, &ctx.st.settings) && !recent_factor_completion(req, ctx, entry) {
         return Some((
             "enrollment-needs-recent-factor",
-            "You already have a second factor. Sign in with it (your authenticator or a recovery code) first, \
-             then set up a new one. If you lost it, ask your administrator to reset it.",
+            "You already have a second factor. Sign in with it (your passkey, authenticator or a recovery code) \
+             first, then set up a new one. If you lost it, ask your administrator to reset it.",
         ));
     }
     None
+}
+
+/// Everything that must hold before a factor is shown for setup or saved:
+/// the user's entry, or the start page with the reason (as `Err`).
+/// `proof`: the emailed passcode's token, when `TwoFactorEnrollmentProof email`.
+pub fn permitted(req: &mut Request<'_>, ctx: &mut Ctx<'_>, proof: &str) -> Result<UserEntry, Outcome> {
+    let entry = ctx.unlocked_entry(req)?;
+    if let Some((reason, why)) = refusal(req, ctx, &entry) {
+        event!(req, Level::Warn, "deny", "reason" = reason, "user" = ctx.user.as_str());
+        return Err(super::steps::start(req, ctx, Some(why)));
+    }
+    if needs_mail_proof(ctx) && !csrf::verify(ctx.keys, Use::EnrollProof, proof, &ctx.user, &ctx.nonce, ctx.now) {
+        event!(req, Level::Warn, "deny", "reason" = "enrollment-without-proof", "user" = ctx.user.as_str());
+        return Err(super::steps::start(req, ctx, Some("First confirm a code sent to your mail address.")));
+    }
+    Ok(entry)
 }
 
 /// How the start page offers enrollment to this user, if at all.

@@ -12,7 +12,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use twofactor_core::config::{Method, Role};
-use twofactor_core::csrf::{self, Use};
 use twofactor_core::factors::totp::{enrollment_changes, Enrollment, Replacing};
 use twofactor_core::factors::{self, recovery};
 use twofactor_core::notify::Notice;
@@ -55,30 +54,17 @@ fn state_fingerprint(ctx: &Ctx<'_>, entry: &UserEntry) -> String {
     URL_SAFE_NO_PAD.encode(ctx.keys.hash("enroll-state", current))
 }
 
-/// Checks everything that must hold before a secret is shown or saved.
-/// `Err` is the answer instead (a refusal, or the start page).
-fn permitted(req: &mut Request<'_>, ctx: &mut Ctx<'_>, proof: &str) -> Result<UserEntry, Outcome> {
-    let entry = ctx.unlocked_entry(req)?;
-    if let Some((reason, why)) = eligibility::refusal(req, ctx, &entry) {
-        event!(req, Level::Warn, "deny", "reason" = reason, "user" = ctx.user.as_str());
-        return Err(super::steps::start(req, ctx, Some(why)));
-    }
-    if eligibility::needs_mail_proof(ctx)
-        && !csrf::verify(ctx.keys, Use::EnrollProof, proof, &ctx.user, &ctx.nonce, ctx.now)
-    {
-        event!(req, Level::Warn, "deny", "reason" = "enrollment-without-proof", "user" = ctx.user.as_str());
-        return Err(super::steps::start(req, ctx, Some("First confirm a code sent to your mail address.")));
-    }
-    Ok(entry)
-}
-
 pub fn page(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> Outcome {
     show(req, ctx, "")
 }
 
-/// A new secret, shown once with its QR code.
+/// A new secret, shown once with its QR code (or, where TOTP is not
+/// offered, the passkey registration).
 pub fn show(req: &mut Request<'_>, ctx: &mut Ctx<'_>, proof: &str) -> Outcome {
-    let entry = match permitted(req, ctx, proof) {
+    if !ctx.offers(Method::Totp) {
+        return super::webauthn::register_page(req, ctx, proof, None);
+    }
+    let entry = match eligibility::permitted(req, ctx, proof) {
         Ok(entry) => entry,
         Err(outcome) => return outcome,
     };
@@ -129,6 +115,7 @@ fn render(
         pending,
         proof,
         registration_message: s.registration_message.as_deref(),
+        passkey: ctx.offers(Method::WebAuthn),
     };
     Outcome::Page(status::OK, pages::enroll(&ctx.form_base(), &view, error))
 }
@@ -151,8 +138,19 @@ fn open_pending(ctx: &Ctx<'_>, entry: &UserEntry) -> Option<(Secret, TotpParams,
 }
 
 pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> Outcome {
+    if !ctx.offers(Method::Totp) {
+        event!(
+            req,
+            Level::Warn,
+            "deny",
+            "reason" = "method-not-offered",
+            "user" = ctx.user.as_str(),
+            "method" = "totp"
+        );
+        return super::steps::start(req, ctx, Some("Authenticator apps are not accepted here."));
+    }
     let proof = ctx.field("proof").unwrap_or("").to_string();
-    let entry = match permitted(req, ctx, &proof) {
+    let entry = match eligibility::permitted(req, ctx, &proof) {
         Ok(entry) => entry,
         Err(outcome) => return outcome,
     };

@@ -1,8 +1,9 @@
 //! The `twofactor-challenge` content handler: the pages end users see.
 //!
 //! Routes below `TwoFactorChallengeURL` (default `/2fa`):
-//! `GET /` start, `POST /totp`, `POST /email/send`, `POST /email`,
-//! `GET|POST /recovery`, `GET|POST /enroll`. Every POST carries a CSRF
+//! `GET /` start, `GET|POST /totp`, `POST /email/send`, `POST /email`,
+//! `GET|POST /recovery`, `GET|POST /enroll`, `GET|POST /webauthn`,
+//! `POST /webauthn/begin`, `GET|POST /webauthn/register`, `GET /webauthn.js`. Every POST carries a CSRF
 //! token bound to the user and to this browser's challenge nonce (a
 //! cookie scoped to the challenge path).
 
@@ -19,6 +20,7 @@ pub(crate) mod notify;
 mod recovery;
 mod steps;
 mod totp;
+mod webauthn;
 
 use twofactor_core::config::Method;
 use twofactor_core::factors::{self, Factor};
@@ -71,6 +73,9 @@ pub fn handler(req: &mut Request<'_>) -> Outcome {
         req.set(Table::ErrOut, c"Allow", allow);
         return Outcome::Status(status::METHOD_NOT_ALLOWED);
     }
+    if route == "/webauthn.js" {
+        return webauthn::script();
+    }
     let user = req.user().unwrap_or("").to_string();
     let mut ctx = match Ctx::new(req, st, keys, directory, user, post) {
         Ok(ctx) => ctx,
@@ -84,16 +89,42 @@ pub fn handler(req: &mut Request<'_>) -> Outcome {
     }
     match (post, route.as_str()) {
         (false, "") => steps::start(req, &mut ctx, None),
+        (true, "/email/send") if ctx.field("purpose") == Some("login") => {
+            refused_here(req, &mut ctx, Method::Email).unwrap_or_else(|| email::send(req, &mut ctx))
+        }
         (true, "/email/send") => email::send(req, &mut ctx),
+        (false, "/totp") => steps::totp_page(req, &mut ctx),
         (false, "/recovery") => recovery::page(req, &mut ctx, None),
         (false, "/enroll") => enroll::page(req, &mut ctx),
         (true, "/enroll") => enroll::submit(req, &mut ctx),
+        (false, "/webauthn") => webauthn::page(req, &mut ctx, None),
+        (true, "/webauthn/begin") => webauthn::begin(req, &mut ctx),
+        (false, "/webauthn/register") => webauthn::register_page(req, &mut ctx, "", None),
+        (true, "/webauthn/register") => webauthn::register(req, &mut ctx),
         (true, route) => match factors::by_route(route) {
-            Some(factor) => submit_code(factor)(req, &mut ctx),
+            // A mail proof for enrollment is not a sign-in with the mailbox.
+            Some(factor) if factor.method == Method::Email && ctx.field("purpose") == Some("enroll") => {
+                submit_code(factor)(req, &mut ctx)
+            }
+            Some(factor) => {
+                refused_here(req, &mut ctx, factor.method).unwrap_or_else(|| submit_code(factor)(req, &mut ctx))
+            }
             None => Outcome::Status(status::NOT_FOUND),
         },
         _ => Outcome::Status(status::NOT_FOUND),
     }
+}
+
+/// A factor the page the user came from does not accept
+/// (`TwoFactorRequireMethod`): its code is not even checked; the start
+/// page says what is needed. The access check refuses such a completion
+/// anyway: this spares the user a useless code.
+fn refused_here(req: &mut Request<'_>, ctx: &mut Ctx<'_>, method: Method) -> Option<Outcome> {
+    if !ctx.offers(method) || ctx.accepts(method) {
+        return None;
+    }
+    event!(req, Level::Info, "deny", "reason" = "step-up", "user" = ctx.user.as_str(), "method" = method.as_str());
+    Some(steps::start(req, ctx, None))
 }
 
 /// Where each factor's code is checked (its route is in the registry).
@@ -102,15 +133,16 @@ fn submit_code(factor: &Factor) -> fn(&mut Request<'_>, &mut Ctx<'_>) -> Outcome
         Method::Totp => totp::submit,
         Method::Email => email::submit,
         Method::Recovery => recovery::submit,
+        Method::WebAuthn => webauthn::submit,
     }
 }
 
 /// Which methods a route takes (GET/HEAD, POST); `None`: no such route.
 fn route_methods(route: &str) -> Option<(bool, bool)> {
     match route {
-        "" => Some((true, false)),
-        "/recovery" | "/enroll" => Some((true, true)),
-        "/totp" | "/email/send" | "/email" => Some((false, true)),
+        "" | "/webauthn.js" => Some((true, false)),
+        "/recovery" | "/enroll" | "/totp" | "/webauthn" | "/webauthn/register" => Some((true, true)),
+        "/email/send" | "/email" | "/webauthn/begin" => Some((false, true)),
         #[cfg(feature = "test-hooks")]
         "/__test_complete" => Some((true, true)),
         _ => None,

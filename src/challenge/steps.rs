@@ -34,15 +34,37 @@ pub(crate) fn start(req: &mut Request<'_>, ctx: &mut Ctx<'_>, error: Option<&str
         Ok(entry) => entry,
         Err(outcome) => return outcome,
     };
-    let enrolled = factors::TOTP.enrolled(&entry, &ctx.st.settings);
+    let s = &ctx.st.settings;
+    let step_up = (!ctx.required.is_empty())
+        .then(|| format!("This page asks for a recent sign-in with {}.", pages::method_names(ctx.required)));
+    let error = error.or(step_up.as_deref());
+    // A passkey first: it cannot be phished through a look-alike page.
+    if ctx.accepts(Method::WebAuthn) && s.webauthn.is_some() && factors::WEBAUTHN.enrolled(&entry, s) {
+        return super::webauthn::page(req, ctx, error);
+    }
     let options = options(req, ctx, &entry);
     let mail = ctx.mail_address(&entry).map(mask_mail);
-    let body = if enrolled && ctx.offers(Method::Totp) {
+    let body = if ctx.accepts(Method::Totp) && factors::TOTP.enrolled(&entry, s) {
         pages::totp(&ctx.form_base(), &ctx.user, error, &options, mail.as_deref())
     } else {
-        pages::choose(&ctx.form_base(), &ctx.user, &options, mail.as_deref())
+        pages::choose(&ctx.form_base(), &ctx.user, error, &options, mail.as_deref())
     };
     Outcome::Page(status::OK, body)
+}
+
+/// `GET /totp`: the authenticator code form (linked from the passkey prompt).
+pub(crate) fn totp_page(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> Outcome {
+    let entry = match ctx.unlocked_entry(req) {
+        Ok(entry) => entry,
+        Err(outcome) => return outcome,
+    };
+    if !(ctx.accepts(Method::Totp) && factors::TOTP.enrolled(&entry, &ctx.st.settings)) {
+        return start(req, ctx, None);
+    }
+    let mut options = options(req, ctx, &entry);
+    options.passkey = ctx.accepts(Method::WebAuthn) && factors::WEBAUTHN.enrolled(&entry, &ctx.st.settings);
+    let mail = ctx.mail_address(&entry).map(mask_mail);
+    Outcome::Page(status::OK, pages::totp(&ctx.form_base(), &ctx.user, None, &options, mail.as_deref()))
 }
 
 /// What the user may do besides the main form. Enrolling behind a mail
@@ -50,15 +72,22 @@ pub(crate) fn start(req: &mut Request<'_>, ctx: &mut Ctx<'_>, error: Option<&str
 pub(crate) fn options(req: &Request<'_>, ctx: &Ctx<'_>, entry: &UserEntry) -> pages::Options {
     let s = &ctx.st.settings;
     let can_mail = s.smtp.is_some() && ctx.mail_address(entry).is_some();
+    let enroll = eligibility::offer(req, ctx, entry, can_mail);
+    let passkeys = ctx.accepts(Method::WebAuthn) && s.webauthn.is_some();
     pages::Options {
-        email: ctx.offers(Method::Email) && can_mail,
-        recovery: ctx.offers(Method::Recovery) && factors::RECOVERY.enrolled(entry, s),
-        enroll: eligibility::offer(req, ctx, entry, can_mail),
+        email: ctx.accepts(Method::Email) && can_mail,
+        recovery: ctx.accepts(Method::Recovery) && factors::RECOVERY.enrolled(entry, s),
+        enroll,
+        passkey: false,
+        totp: false,
+        // The setup link leads to the authenticator app setup where TOTP is
+        // offered; then passkeys get their own link.
+        enroll_passkey: passkeys && enroll == pages::EnrollOffer::Link && ctx.offers(Method::Totp),
     }
 }
 
 /// `alice@example.org` -> `a***@example.org`: enough to recognise, not to harvest.
-fn mask_mail(mail: &str) -> String {
+pub(crate) fn mask_mail(mail: &str) -> String {
     match mail.split_once('@') {
         Some((local, domain)) => format!("{}***@{domain}", local.chars().next().unwrap_or('*')),
         None => "***".into(),

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use crate::cache::{CompletionCache, Hit};
 use crate::completion::{self, Presented};
-use crate::config::{Role, SessionBinding, Settings};
+use crate::config::{Method, MethodSet, Role, SessionBinding, Settings};
+use crate::factors;
 use crate::identity::{self, IdentityError};
 use crate::policy::{self, Refusal};
 use crate::secret::constant_time_eq;
@@ -84,12 +85,14 @@ pub struct Facts<'a> {
     /// The value of the module's session cookie, from any `Cookie` header.
     pub cookie: Option<&'a [u8]>,
     /// For a subrequest or internal redirect of a request that was let in:
-    /// that request's user and when its completion was issued.
-    pub initial_allow: Option<(&'a str, u64)>,
+    /// that request's user, and when and how its completion was made.
+    pub initial_allow: Option<InitialAllow<'a>>,
     /// The request is for the challenge handler.
     pub challenge_path: bool,
     /// This scope's `TwoFactorMaxAge`, in seconds.
     pub max_age: u64,
+    /// This scope's `TwoFactorRequireMethod` (empty: any method).
+    pub require_methods: MethodSet,
     pub method: &'a str,
     pub accept: Option<&'a [u8]>,
     pub requested_with: Option<&'a [u8]>,
@@ -104,6 +107,20 @@ impl<'a> Facts<'a> {
     fn refusal(&self) -> Refusal {
         policy::refusal(self.method, self.accept, self.requested_with)
     }
+
+    /// Whether a completion made with `method` may enter this scope.
+    fn accepts(&self, method: Option<Method>) -> bool {
+        self.require_methods.is_empty() || method.is_some_and(|m| self.require_methods.contains(m))
+    }
+}
+
+/// The client's request of which this one is a subrequest or internal
+/// redirect, as it was let in.
+#[derive(Debug, Clone, Copy)]
+pub struct InitialAllow<'a> {
+    pub user: &'a str,
+    pub issued: u64,
+    pub method: Option<Method>,
 }
 
 /// What a request presents for `binding`, from the module's session cookie
@@ -144,12 +161,14 @@ impl Source {
 /// What a request gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict<'a> {
-    /// In, as the directory's spelling of the name.
-    Allow { user: Arc<str>, issued: u64, source: Source },
+    /// In, as the directory's spelling of the name; `method`: how the
+    /// completion was made (`None`: a method this build does not know).
+    Allow { user: Arc<str>, issued: u64, method: Option<Method>, source: Source },
     /// The challenge path with a valid identity: the handler takes over.
     Challenge { user: &'a str },
     /// No valid completion: to the challenge, 401 or 403 (`refusal`).
-    /// `reason`: `no-session` (nothing presented) or `no-completion`.
+    /// `reason`: `no-session` (nothing presented), `no-completion`, or
+    /// `step-up` (a completion by a method this scope does not accept).
     Refuse { user: String, reason: &'static str, refusal: Refusal },
     /// Too many wrong codes.
     Locked { user: String, until: u64, refusal: Refusal },
@@ -202,7 +221,7 @@ impl Verdict<'_> {
     pub fn directory_answered(&self) -> bool {
         match self {
             Verdict::Allow { source, .. } => *source == Source::Directory,
-            Verdict::Refuse { reason, .. } => *reason == NO_COMPLETION,
+            Verdict::Refuse { reason, .. } => *reason == NO_COMPLETION || *reason == STEP_UP,
             Verdict::Locked { .. } | Verdict::UnknownUser { .. } => true,
             _ => false,
         }
@@ -213,6 +232,8 @@ impl Verdict<'_> {
 pub const NO_SESSION: &str = "no-session";
 /// `reason` of a refusal: no valid completion.
 pub const NO_COMPLETION: &str = "no-completion";
+/// `reason` of a refusal: a completion, by a method this scope does not accept.
+pub const STEP_UP: &str = "step-up";
 
 /// The decision. A directory allow is cached for this process until the
 /// completion expires (the cache's TTL caps it).
@@ -248,9 +269,13 @@ pub fn decide<'a>(
     // carries the same identity and session: that verdict holds (only this
     // scope's max age can still say no). First, because the allowed request
     // no longer carries the session cookie: backends never see it.
-    if let Some((initial, issued)) = facts.initial_allow {
-        if initial.eq_ignore_ascii_case(user) && issued.saturating_add(max_age) > now {
-            return Verdict::Allow { user: Arc::from(initial), issued, source: Source::InitialRequest };
+    if let Some(initial) = facts.initial_allow {
+        if initial.user.eq_ignore_ascii_case(user)
+            && initial.issued.saturating_add(max_age) > now
+            && facts.accepts(initial.method)
+        {
+            let (user, issued, method) = (Arc::from(initial.user), initial.issued, initial.method);
+            return Verdict::Allow { user, issued, method, source: Source::InitialRequest };
         }
     }
 
@@ -259,9 +284,16 @@ pub fn decide<'a>(
         return Verdict::Refuse { user: user.to_string(), reason: NO_SESSION, refusal: facts.refusal() };
     };
     let cache_key = presented.cache_key(user);
+    // A cached completion too old or of another method for this scope
+    // asks the directory: the user may have stepped up on another server.
     if let Some(hit) = cache.get(&cache_key, clock) {
-        if hit.issued.saturating_add(max_age) > now {
-            return Verdict::Allow { user: hit.canonical, issued: hit.issued, source: Source::Cache };
+        if hit.issued.saturating_add(max_age) > now && facts.accepts(hit.method) {
+            return Verdict::Allow {
+                user: hit.canonical,
+                issued: hit.issued,
+                method: hit.method,
+                source: Source::Cache,
+            };
         }
     }
 
@@ -279,9 +311,13 @@ pub fn decide<'a>(
     match completion::find_valid(entry.values(completion_attr), &presented, keys, now, max_age) {
         Some(found) => {
             let canonical: Arc<str> = Arc::from(entry.username.as_str());
-            let hit = Hit { canonical: Arc::clone(&canonical), issued: found.issued };
+            let method = factors::completion_method(&found.method);
+            let hit = Hit { canonical: Arc::clone(&canonical), issued: found.issued, method };
             cache.put(cache_key, hit, Duration::from_secs(found.expires.saturating_sub(now)), clock);
-            Verdict::Allow { user: canonical, issued: found.issued, source: Source::Directory }
+            if !facts.accepts(method) {
+                return Verdict::Refuse { user: entry.username, reason: STEP_UP, refusal: facts.refusal() };
+            }
+            Verdict::Allow { user: canonical, issued: found.issued, method, source: Source::Directory }
         }
         None => Verdict::Refuse { user: entry.username, reason: NO_COMPLETION, refusal: facts.refusal() },
     }

@@ -21,7 +21,8 @@ struct Request {
     identity: Vec<&'static [u8]>,
     session: Vec<&'static [u8]>,
     cookie: Option<&'static [u8]>,
-    initial_allow: Option<(&'static str, u64)>,
+    initial_allow: Option<InitialAllow<'static>>,
+    require_methods: MethodSet,
     challenge_path: bool,
     max_age: u64,
     method: &'static str,
@@ -38,6 +39,7 @@ impl Default for Request {
             session: Vec::new(),
             cookie: Some(COOKIE),
             initial_allow: None,
+            require_methods: MethodSet::default(),
             challenge_path: false,
             max_age: 8 * HOUR,
             method: "GET",
@@ -57,6 +59,7 @@ impl Request {
             initial_allow: self.initial_allow,
             challenge_path: self.challenge_path,
             max_age: self.max_age,
+            require_methods: self.require_methods,
             method: self.method,
             accept: self.accept,
             requested_with: self.requested_with,
@@ -66,9 +69,26 @@ impl Request {
 
 /// A stored completion of `presented`, issued `age` seconds ago, valid for `life`.
 fn completion(settings: &Settings, presented: Presented<'_>, age: u64, life: u64) -> String {
+    completion_by(settings, presented, age, life, "totp")
+}
+
+/// The same, made with `method`.
+fn completion_by(settings: &Settings, presented: Presented<'_>, age: u64, life: u64, method: &str) -> String {
     let keys = settings.keys.as_ref().unwrap();
     let issued = NOW - age;
-    Completion { bound: presented.bound(keys), issued, expires: issued + life, method: "totp".into() }.encode()
+    Completion { bound: presented.bound(keys), issued, expires: issued + life, method: method.into() }.encode()
+}
+
+fn by_passkey(s: &Settings) -> Attributes {
+    vec![("twoFactorCompletion", vec![completion_by(s, Presented::Cookie(COOKIE), 60, 8 * HOUR, "webauthn")])]
+}
+
+fn by_enrollment(s: &Settings) -> Attributes {
+    vec![("twoFactorCompletion", vec![completion_by(s, Presented::Cookie(COOKIE), 60, 8 * HOUR, "enrolled")])]
+}
+
+fn passkeys_only(r: &mut Request) {
+    r.require_methods = MethodSet::of(&[Method::WebAuthn]);
 }
 
 fn locked_until(until: u64) -> String {
@@ -416,7 +436,7 @@ fn rows() -> Vec<Row> {
             name: "subrequest of an allowed request",
             alice: nothing,
             request: |r| {
-                r.initial_allow = Some(("alice", NOW - 60));
+                r.initial_allow = Some(InitialAllow { user: "alice", issued: NOW - 60, method: Some(Method::Totp) });
                 r.cookie = None;
             },
             directory: |d| d.set_down(true),
@@ -427,17 +447,93 @@ fn rows() -> Vec<Row> {
             name: "subrequest of an allowed request, in a scope with a shorter max age",
             alice: nothing,
             request: |r| {
-                r.initial_allow = Some(("alice", NOW - 600));
+                r.initial_allow = Some(InitialAllow { user: "alice", issued: NOW - 600, method: Some(Method::Totp) });
                 r.max_age = 300;
             },
             expect: "303 alice no-completion",
             ..DEFAULTS
         },
         Row {
+            name: "step-up: a TOTP completion where a passkey is required",
+            request: passkeys_only,
+            expect: "303 alice step-up",
+            ..DEFAULTS
+        },
+        Row {
+            name: "step-up: a form posted without the step-up is refused, never replayed",
+            request: |r| {
+                passkeys_only(r);
+                r.method = "POST";
+            },
+            expect: "403 alice step-up",
+            ..DEFAULTS
+        },
+        Row {
+            name: "step-up: an XHR without the step-up",
+            request: |r| {
+                passkeys_only(r);
+                r.requested_with = Some(b"XMLHttpRequest");
+            },
+            expect: "401 alice step-up",
+            ..DEFAULTS
+        },
+        Row {
+            name: "step-up: a passkey completion where a passkey is required",
+            alice: by_passkey,
+            request: passkeys_only,
+            expect: "allow alice from directory",
+            ..DEFAULTS
+        },
+        Row {
+            name: "step-up: one of several accepted methods",
+            request: |r| r.require_methods = MethodSet::of(&[Method::WebAuthn, Method::Totp]),
+            expect: "allow alice from directory",
+            ..DEFAULTS
+        },
+        Row {
+            name: "step-up: a new authenticator confirmed with its first code is a TOTP completion",
+            alice: by_enrollment,
+            request: |r| r.require_methods = MethodSet::of(&[Method::Totp]),
+            expect: "allow alice from directory",
+            ..DEFAULTS
+        },
+        Row {
+            name: "step-up: a passkey completion too old for this scope",
+            alice: by_passkey,
+            request: |r| {
+                passkeys_only(r);
+                r.max_age = 30;
+            },
+            expect: "303 alice no-completion",
+            ..DEFAULTS
+        },
+        Row {
+            name: "step-up: a subrequest of a request let in by TOTP, into a passkey scope",
+            request: |r| {
+                r.initial_allow = Some(InitialAllow { user: "alice", issued: NOW - 60, method: Some(Method::Totp) });
+                passkeys_only(r);
+            },
+            expect: "303 alice step-up",
+            ..DEFAULTS
+        },
+        Row {
+            name: "step-up: a subrequest of a request let in by a passkey, into a passkey scope",
+            alice: nothing,
+            request: |r| {
+                r.initial_allow =
+                    Some(InitialAllow { user: "alice", issued: NOW - 60, method: Some(Method::WebAuthn) });
+                r.cookie = None;
+                passkeys_only(r);
+            },
+            directory: |d| d.set_down(true),
+            expect: "allow alice from initial-request",
+            ..DEFAULTS
+        },
+        Row {
             name: "subrequest for another user than the allowed request",
             alice: nothing,
             request: |r| {
-                r.initial_allow = Some(("bob", NOW - 60));
+                r.initial_allow = Some(InitialAllow { user: "bob", issued: NOW - 60, method: Some(Method::Totp) });
                 r.cookie = None;
             },
             expect: "303 alice no-session",
@@ -502,6 +598,39 @@ fn a_directory_allow_is_cached_until_the_ttl() {
     let third = decide(&request.facts(), &settings, Some(&directory), &cache, NOW + 31, later);
     assert_eq!(summary(&third), "303 alice no-completion");
     assert_eq!(directory.reads(), 2);
+}
+
+#[test]
+fn a_cached_completion_of_another_method_asks_the_directory_which_may_know_the_step_up() {
+    let settings = testing::settings(&[]);
+    let directory = alice_with_completion(&settings);
+    let cache = CompletionCache::new(Duration::from_secs(30), 100);
+    let clock = Instant::now();
+    let anywhere = Request::default();
+    let admin = Request { require_methods: MethodSet::of(&[Method::WebAuthn]), ..Request::default() };
+    assert_eq!(
+        summary(&decide(&anywhere.facts(), &settings, Some(&directory), &cache, NOW, clock)),
+        "allow alice from directory"
+    );
+    assert_eq!(
+        summary(&decide(&anywhere.facts(), &settings, Some(&directory), &cache, NOW, clock)),
+        "allow alice from cache"
+    );
+    // The cache holds a TOTP completion: the passkey scope asks the directory.
+    assert_eq!(summary(&decide(&admin.facts(), &settings, Some(&directory), &cache, NOW, clock)), "303 alice step-up");
+    assert_eq!(directory.reads(), 2);
+    // The user stepped up on another server: this one sees it at once.
+    let stepped_up = completion_by(&settings, Presented::Cookie(COOKIE), 1, 8 * HOUR, "webauthn");
+    directory.replace("alice", "twoFactorCompletion", &[&stepped_up]);
+    assert_eq!(
+        summary(&decide(&admin.facts(), &settings, Some(&directory), &cache, NOW, clock)),
+        "allow alice from directory"
+    );
+    assert_eq!(
+        summary(&decide(&admin.facts(), &settings, Some(&directory), &cache, NOW, clock)),
+        "allow alice from cache"
+    );
+    assert_eq!(directory.reads(), 3);
 }
 
 #[test]
@@ -584,7 +713,7 @@ fn the_user_recorded_on_the_request() {
     let shouting = Request { identity: vec![b"ALICE"], ..Request::default() };
     let verdict = decide(&shouting.facts(), &settings, Some(&directory), &cache, NOW, Instant::now());
     assert_eq!(verdict.user(), Some("alice"));
-    let allow = Verdict::Allow { user: Arc::from("alice"), issued: NOW, source: Source::Cache };
+    let allow = Verdict::Allow { user: Arc::from("alice"), issued: NOW, method: None, source: Source::Cache };
     assert_eq!(allow.user(), Some("alice"));
     directory.set_down(true);
     let verdict = decide(&shouting.facts(), &settings, Some(&directory), &cache, NOW, Instant::now());

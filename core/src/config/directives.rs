@@ -23,6 +23,9 @@ pub const LDAP_TIMEOUT: &str = "TwoFactorLDAPTimeout";
 pub const MAX_AGE: &str = "TwoFactorMaxAge";
 pub const CACHE_TTL: &str = "TwoFactorCacheTTL";
 pub const METHODS: &str = "TwoFactorMethods";
+pub const REQUIRE_METHOD: &str = "TwoFactorRequireMethod";
+pub const WEBAUTHN_ORIGIN: &str = "TwoFactorWebAuthnOrigin";
+pub const WEBAUTHN_RPID: &str = "TwoFactorWebAuthnRPID";
 pub const RECOVERY_CODES: &str = "TwoFactorRecoveryCodes";
 pub const TOTP_SKEW: &str = "TwoFactorTOTPSkew";
 pub const TOTP_DEFAULTS: &str = "TwoFactorTOTPDefaults";
@@ -75,6 +78,9 @@ pub const ALL: &[(&str, Context)] = &[
     (MAX_AGE, Context::Scoped),
     (CACHE_TTL, Context::Server),
     (METHODS, Context::Server),
+    (REQUIRE_METHOD, Context::Scoped),
+    (WEBAUTHN_ORIGIN, Context::Server),
+    (WEBAUTHN_RPID, Context::Server),
     (RECOVERY_CODES, Context::Server),
     (TOTP_SKEW, Context::Server),
     (TOTP_DEFAULTS, Context::Server),

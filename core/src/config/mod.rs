@@ -13,8 +13,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use settings::{Keys, LdapSettings, Settings, SmtpSettings, TotpDefaults};
-pub use urls::{LdapUrl, Scope, SmtpSecurity, SmtpUrl};
+pub use settings::{Keys, LdapSettings, Settings, SmtpSettings, TotpDefaults, WebAuthnSettings};
+pub use urls::{LdapUrl, Scope, SmtpSecurity, SmtpUrl, WebAuthnOrigin};
 pub use values::IpNet;
 
 use directives as d;
@@ -59,15 +59,67 @@ pub enum Method {
     Totp,
     Email,
     Recovery,
+    /// Passkeys and security keys.
+    WebAuthn,
 }
 
 impl Method {
+    pub const ALL: [Method; 4] = [Method::Totp, Method::Email, Method::Recovery, Method::WebAuthn];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Method::Totp => "totp",
             Method::Email => "email",
             Method::Recovery => "recovery",
+            Method::WebAuthn => "webauthn",
         }
+    }
+
+    /// The method named `name` (as directives and completions name them, any case).
+    pub fn parse(name: &str) -> Option<Method> {
+        Method::ALL.into_iter().find(|m| m.as_str().eq_ignore_ascii_case(name))
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// A set of methods (`TwoFactorRequireMethod`): plain bits, so that the
+/// per-directory configuration stays `Copy`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MethodSet(u8);
+
+impl MethodSet {
+    pub fn of(methods: &[Method]) -> MethodSet {
+        MethodSet(methods.iter().fold(0, |bits, m| bits | m.bit()))
+    }
+
+    pub fn contains(self, method: Method) -> bool {
+        self.0 & method.bit() != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn methods(self) -> impl Iterator<Item = Method> {
+        Method::ALL.into_iter().filter(move |m| self.contains(*m))
+    }
+
+    /// The bits, for a signed token.
+    pub fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// The set of a signed token's bits (unknown bits dropped).
+    pub fn from_bits(bits: u8) -> MethodSet {
+        MethodSet(bits & MethodSet::of(&Method::ALL).0)
+    }
+
+    /// `totp webauthn`, for log lines and pages.
+    pub fn names(self) -> String {
+        self.methods().map(Method::as_str).collect::<Vec<_>>().join(" ")
     }
 }
 
@@ -87,11 +139,21 @@ pub enum Role {
     Failures,
     EmailCode,
     Recovery,
+    WebAuthn,
+    WebAuthnPending,
 }
 
 impl Role {
-    pub const ALL: [Role; 6] =
-        [Role::Completion, Role::Totp, Role::TotpLast, Role::Failures, Role::EmailCode, Role::Recovery];
+    pub const ALL: [Role; 8] = [
+        Role::Completion,
+        Role::Totp,
+        Role::TotpLast,
+        Role::Failures,
+        Role::EmailCode,
+        Role::Recovery,
+        Role::WebAuthn,
+        Role::WebAuthnPending,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -101,6 +163,8 @@ impl Role {
             Role::Failures => "failures",
             Role::EmailCode => "email-code",
             Role::Recovery => "recovery",
+            Role::WebAuthn => "webauthn",
+            Role::WebAuthnPending => "webauthn-pending",
         }
     }
 
@@ -113,6 +177,8 @@ impl Role {
             Role::Failures => "twoFactorFailures",
             Role::EmailCode => "twoFactorEmailCode",
             Role::Recovery => "twoFactorRecovery",
+            Role::WebAuthn => "twoFactorWebAuthn",
+            Role::WebAuthnPending => "twoFactorWebAuthnPending",
         }
     }
 
@@ -155,6 +221,8 @@ pub struct DirConfig {
     pub enabled: Option<bool>,
     pub strict_path: Option<bool>,
     pub max_age: Option<Duration>,
+    /// `TwoFactorRequireMethod`: unset, any offered method will do.
+    pub require_methods: Option<MethodSet>,
 }
 
 impl DirConfig {
@@ -163,6 +231,7 @@ impl DirConfig {
             enabled: child.enabled.or(parent.enabled),
             strict_path: child.strict_path.or(parent.strict_path),
             max_age: child.max_age.or(parent.max_age),
+            require_methods: child.require_methods.or(parent.require_methods),
         }
     }
 
@@ -265,6 +334,8 @@ pub struct ServerConfig {
     pub ldap_timeout: Option<Duration>,
     pub cache_ttl: Option<Duration>,
     pub methods: Option<Vec<Method>>,
+    pub webauthn_origin: Option<WebAuthnOrigin>,
+    pub webauthn_rp_id: Option<String>,
     pub recovery_codes: Option<Option<u32>>,
     pub totp_skew: Option<Duration>,
     pub totp_defaults: Option<TotpDefaults>,
@@ -332,6 +403,8 @@ impl ServerConfig {
                 ldap_timeout,
                 cache_ttl,
                 methods,
+                webauthn_origin,
+                webauthn_rp_id,
                 recovery_codes,
                 totp_skew,
                 totp_defaults,
@@ -412,6 +485,22 @@ fn single<T>(
 fn networks(directive: &'static str, args: &[&str]) -> Result<Vec<IpNet>, ConfigError> {
     at_least_one(directive, args)?;
     args.iter().map(|a| values::ip_net(a).map_err(|allowed| ConfigError::bad_value(directive, a, allowed))).collect()
+}
+
+/// `totp email ...`: at least one known method, none twice.
+fn method_list(directive: &'static str, args: &[&str]) -> Result<Vec<Method>, ConfigError> {
+    at_least_one(directive, args)?;
+    let mut methods = Vec::new();
+    for a in args {
+        let Some(m) = Method::parse(a) else {
+            return Err(ConfigError::bad_value(directive, a, "must be totp, email, recovery or webauthn".into()));
+        };
+        if methods.contains(&m) {
+            return Err(ConfigError::bad_value(directive, a, "is listed twice".into()));
+        }
+        methods.push(m);
+    }
+    Ok(methods)
 }
 
 fn file_path(server_root: &Path, value: &str) -> Result<PathBuf, String> {
@@ -497,23 +586,10 @@ fn apply_known(
                 values::duration_in(v, Duration::ZERO, Duration::from_secs(3600), "0 to 1h")
             })?)
         }
-        d::METHODS => {
-            at_least_one(directive, args)?;
-            let mut methods = Vec::new();
-            for a in args {
-                let m = match a.to_ascii_lowercase().as_str() {
-                    "totp" => Method::Totp,
-                    "email" => Method::Email,
-                    "recovery" => Method::Recovery,
-                    _ => return Err(ConfigError::bad_value(directive, a, "must be totp, email or recovery".into())),
-                };
-                if methods.contains(&m) {
-                    return Err(ConfigError::bad_value(directive, a, "is listed twice".into()));
-                }
-                methods.push(m);
-            }
-            server.methods = Some(methods);
-        }
+        d::METHODS => server.methods = Some(method_list(directive, args)?),
+        d::REQUIRE_METHOD => dir.require_methods = Some(MethodSet::of(&method_list(directive, args)?)),
+        d::WEBAUTHN_ORIGIN => server.webauthn_origin = Some(single(directive, args, WebAuthnOrigin::parse)?),
+        d::WEBAUTHN_RPID => server.webauthn_rp_id = Some(single(directive, args, urls::rp_id)?),
         d::RECOVERY_CODES => {
             server.recovery_codes = Some(single(directive, args, |v| {
                 if v.eq_ignore_ascii_case("off") {

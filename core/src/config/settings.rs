@@ -98,6 +98,8 @@ pub struct Settings {
     pub ldap: Option<LdapSettings>,
     pub cache_ttl: Duration,
     pub methods: Vec<Method>,
+    /// Set when `webauthn` is offered.
+    pub webauthn: Option<WebAuthnSettings>,
     pub recovery_codes: Option<u32>,
     pub totp_skew: Duration,
     pub totp_defaults: TotpDefaults,
@@ -114,7 +116,16 @@ pub struct Settings {
     pub email_resend_interval: Duration,
     /// Mail the user about enrollments, recovery codes and locks.
     pub notify: bool,
-    attributes: [String; 6],
+    attributes: [String; 8],
+}
+
+/// Where passkeys are registered and used: the gateway's public origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebAuthnSettings {
+    /// `https://gateway.example.org[:port]`
+    pub origin: String,
+    /// The relying party id: the origin's host or a parent domain of it.
+    pub rp_id: String,
 }
 
 /// Reads a whole file named by a directive; the message names the directive.
@@ -277,6 +288,33 @@ impl Settings {
             None => None,
         };
 
+        let webauthn = match (&cfg.webauthn_origin, &cfg.webauthn_rp_id) {
+            (Some(origin), rp_id) => {
+                let rp_id = rp_id.clone().unwrap_or_else(|| origin.host.clone());
+                if !origin.accepts_rp_id(&rp_id) {
+                    return Err(ConfigError::new(
+                        d::WEBAUTHN_RPID,
+                        format!(
+                            "'{rp_id}' is not the host of TwoFactorWebAuthnOrigin '{}' or a parent domain of it",
+                            origin.origin
+                        ),
+                    ));
+                }
+                Some(WebAuthnSettings { origin: origin.origin.clone(), rp_id })
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(d::WEBAUTHN_RPID, "needs TwoFactorWebAuthnOrigin (the gateway's origin)"))
+            }
+            (None, None) if enforced && methods.contains(&Method::WebAuthn) => {
+                return Err(ConfigError::new(
+                    d::WEBAUTHN_ORIGIN,
+                    "is required: TwoFactorMethods includes webauthn; set it to the gateway's public origin \
+                     as the browser shows it (https://gateway.example.org)",
+                ))
+            }
+            (None, None) => None,
+        };
+
         let notify = match cfg.notify {
             Some(true) if smtp.is_none() => {
                 return Err(ConfigError::new(d::NOTIFY, "On needs TwoFactorSMTPServer (notices are sent by mail)"))
@@ -306,6 +344,7 @@ impl Settings {
             ldap,
             cache_ttl: cfg.cache_ttl.unwrap_or(Duration::from_secs(30)),
             methods,
+            webauthn,
             recovery_codes: cfg.recovery_codes.unwrap_or(Some(10)),
             totp_skew: cfg.totp_skew.unwrap_or(Duration::from_secs(60)),
             totp_defaults: cfg.totp_defaults.unwrap_or_default(),

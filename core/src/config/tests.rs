@@ -53,8 +53,15 @@ fn good_and_bad_values() {
         (
             "TwoFactorMethods totp recovery",
             "TwoFactorMethods sms",
-            "invalid value 'sms': must be totp, email or recovery",
+            "invalid value 'sms': must be totp, email, recovery or webauthn",
         ),
+        ("TwoFactorRequireMethod webauthn totp", "TwoFactorRequireMethod webauthn sms", "must be totp, email"),
+        (
+            "TwoFactorWebAuthnOrigin https://gateway.example.org",
+            "TwoFactorWebAuthnOrigin https://10.0.0.1",
+            "the host must be a domain name",
+        ),
+        ("TwoFactorWebAuthnRPID example.org", "TwoFactorWebAuthnRPID 10.0.0.1", "must be a domain name"),
         ("TwoFactorRecoveryCodes Off", "TwoFactorRecoveryCodes 0", "must be an integer from 1 to 50, or Off"),
         ("TwoFactorTOTPSkew 5m", "TwoFactorTOTPSkew 6m", "must be a duration from 0 to 5m"),
         (
@@ -287,6 +294,69 @@ fn enforcement_needs_key_ldap_and_mail() {
     let (_, warnings) = Settings::resolve(&server, "h").unwrap();
     assert_eq!(warnings.len(), 1);
     assert!(warnings[0].starts_with("TwoFactorTrustedProxy: not set"), "{warnings:?}");
+}
+
+#[test]
+fn passkeys_need_the_gateways_origin_and_a_matching_relying_party() {
+    let files = Files::new();
+    let err = enforced(&files, &["TwoFactorMethods totp webauthn"]).unwrap_err().to_string();
+    assert!(err.starts_with("TwoFactorWebAuthnOrigin: is required"), "{err}");
+    let (s, _) =
+        enforced(&files, &["TwoFactorMethods webauthn", "TwoFactorWebAuthnOrigin HTTPS://Gate.Example.org:8443/"])
+            .unwrap();
+    let webauthn = s.webauthn.unwrap();
+    assert_eq!(
+        (webauthn.origin.as_str(), webauthn.rp_id.as_str()),
+        ("https://gate.example.org:8443", "gate.example.org")
+    );
+    let (s, _) =
+        enforced(&files, &["TwoFactorWebAuthnOrigin https://gate.example.org", "TwoFactorWebAuthnRPID example.org"])
+            .unwrap();
+    assert_eq!(s.webauthn.unwrap().rp_id, "example.org");
+    for (origin, rp_id) in [("https://gate.example.org", "other.org"), ("https://gate.example.org", "ample.org")] {
+        let lines = [format!("TwoFactorWebAuthnOrigin {origin}"), format!("TwoFactorWebAuthnRPID {rp_id}")];
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let err = enforced(&files, &refs).unwrap_err().to_string();
+        assert!(err.starts_with("TwoFactorWebAuthnRPID: '"), "{err}");
+    }
+    let err = enforced(&files, &["TwoFactorWebAuthnRPID example.org"]).unwrap_err().to_string();
+    assert!(err.starts_with("TwoFactorWebAuthnRPID: needs TwoFactorWebAuthnOrigin"), "{err}");
+    // http:// only for localhost, which browsers treat as secure; no paths.
+    for bad in
+        ["http://gate.example.org", "https://gate.example.org/2fa", "https://user@gate.example.org", "ftp://x.org"]
+    {
+        assert!(parse(&[&format!("TwoFactorWebAuthnOrigin {bad}")]).is_err(), "{bad}");
+    }
+    assert!(parse(&["TwoFactorWebAuthnOrigin http://localhost:8080"]).is_ok());
+}
+
+#[test]
+fn require_method_is_per_location_and_merges_child_first() {
+    use crate::config::{Method, MethodSet};
+    let mut server = ServerConfig::default();
+    let mut parent = DirConfig::default();
+    apply(
+        Target::Section { server: &mut server, dir: &mut parent },
+        "TwoFactorRequireMethod",
+        &["webauthn"],
+        Path::new("/"),
+    )
+    .unwrap();
+    assert_eq!(parent.require_methods, Some(MethodSet::of(&[Method::WebAuthn])));
+    let child = DirConfig { max_age: Some(std::time::Duration::from_secs(300)), ..DirConfig::default() };
+    let merged = DirConfig::merge(&parent, &child);
+    assert_eq!(merged.require_methods, parent.require_methods, "inherited");
+    assert_eq!(merged.max_age(), std::time::Duration::from_secs(300));
+    let mut own = DirConfig::default();
+    apply(
+        Target::Section { server: &mut server, dir: &mut own },
+        "TwoFactorRequireMethod",
+        &["TOTP", "webauthn"],
+        Path::new("/"),
+    )
+    .unwrap();
+    let merged = DirConfig::merge(&parent, &own);
+    assert_eq!(merged.require_methods.unwrap().names(), "totp webauthn");
 }
 
 #[test]

@@ -264,3 +264,71 @@ mod tests {
         }
     }
 }
+
+/// `TwoFactorWebAuthnOrigin`: the origin the end user's browser shows
+/// (the gateway's public one), `https://host[:port]`. `http://` only for
+/// `localhost`, which browsers treat as secure (for trying it out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebAuthnOrigin {
+    /// `https://gateway.example.org` or with `:port`, no trailing slash.
+    pub origin: String,
+    /// Lowercase host name.
+    pub host: String,
+}
+
+impl WebAuthnOrigin {
+    pub fn parse(value: &str) -> Result<WebAuthnOrigin, String> {
+        const ALLOWED: &str = "must be an origin such as https://gateway.example.org[:port] \
+                               (http:// only for localhost), without path, query or user";
+        let lower = value.to_ascii_lowercase();
+        let (scheme, rest) = lower.split_once("://").ok_or(ALLOWED)?;
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if rest.is_empty() || rest.contains(['/', '?', '#', '@', '\\']) {
+            return Err(ALLOWED.into());
+        }
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((host, port)) => {
+                let port: u16 = port.parse().map_err(|_| ALLOWED)?;
+                (host, Some(port))
+            }
+            None => (rest, None),
+        };
+        rp_id(host)
+            .map_err(|_| format!("{ALLOWED}; the host must be a domain name (WebAuthn refuses IP addresses)"))?;
+        match scheme {
+            "https" => {}
+            "http" if host == "localhost" => {}
+            _ => return Err(ALLOWED.into()),
+        }
+        let origin = match port {
+            Some(port) => format!("{scheme}://{host}:{port}"),
+            None => format!("{scheme}://{host}"),
+        };
+        Ok(WebAuthnOrigin { origin, host: host.to_string() })
+    }
+
+    /// Whether `rp_id` may serve this origin: the host itself or a parent domain of it.
+    pub fn accepts_rp_id(&self, rp_id: &str) -> bool {
+        self.host == rp_id || self.host.strip_suffix(rp_id).is_some_and(|prefix| prefix.ends_with('.'))
+    }
+}
+
+/// `TwoFactorWebAuthnRPID`: a domain name (lowercased), never an IP address.
+pub fn rp_id(value: &str) -> Result<String, String> {
+    const ALLOWED: &str = "must be a domain name such as example.org (not an IP address)";
+    let lower = value.to_ascii_lowercase();
+    let labels_ok = !lower.is_empty()
+        && lower.len() <= 253
+        && lower.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    let numeric = lower.split('.').next_back().is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()));
+    if !labels_ok || numeric {
+        return Err(ALLOWED.into());
+    }
+    Ok(lower)
+}

@@ -11,6 +11,7 @@ pub mod email;
 pub mod lockout;
 pub mod recovery;
 pub mod totp;
+pub mod webauthn;
 
 use crate::config::{Method, Role, Settings};
 use crate::store::UserEntry;
@@ -75,8 +76,18 @@ pub const RECOVERY: Factor = Factor {
     enrolled: |entry, settings| has_values(entry, settings, Role::Recovery),
 };
 
+pub const WEBAUTHN: Factor = Factor {
+    method: Method::WebAuthn,
+    route: "/webauthn",
+    roles: &[Role::WebAuthn, Role::WebAuthnPending],
+    ok_event: "webauthn-ok",
+    fail_event: "webauthn-fail",
+    held: true,
+    enrolled: |entry, settings| has_values(entry, settings, Role::WebAuthn),
+};
+
 /// Every factor, in the order the pages offer them.
-pub const ALL: [&Factor; 3] = [&TOTP, &EMAIL, &RECOVERY];
+pub const ALL: [&Factor; 4] = [&WEBAUTHN, &TOTP, &EMAIL, &RECOVERY];
 
 /// The method of a completion made by confirming a new authenticator with
 /// its first code.
@@ -87,6 +98,7 @@ pub fn of(method: Method) -> &'static Factor {
         Method::Totp => &TOTP,
         Method::Email => &EMAIL,
         Method::Recovery => &RECOVERY,
+        Method::WebAuthn => &WEBAUTHN,
     }
 }
 
@@ -112,6 +124,16 @@ pub fn holds_any(entry: &UserEntry, settings: &Settings) -> bool {
 /// only, and never opens the way to adding or replacing a factor.
 pub fn proves_a_held_factor(method: &str) -> bool {
     method == ENROLLED || by_name(method).is_some_and(|f| f.held)
+}
+
+/// The method a completion made with `method` counts as for
+/// `TwoFactorRequireMethod`: a new authenticator confirmed with its first
+/// code is a TOTP completion.
+pub fn completion_method(method: &str) -> Option<Method> {
+    match method {
+        ENROLLED => Some(Method::Totp),
+        name => by_name(name).map(|f| f.method),
+    }
 }
 
 /// The log event of a completion made with `method`.
@@ -141,7 +163,7 @@ pub fn random_digits(digits: u32) -> Result<String, String> {
 mod tests {
     #[test]
     fn the_mailbox_is_no_held_factor() {
-        for method in ["totp", "recovery", "enrolled"] {
+        for method in ["totp", "recovery", "enrolled", "webauthn"] {
             assert!(super::proves_a_held_factor(method), "{method}");
         }
         for method in ["email", "test", "", "TOTP"] {
@@ -152,7 +174,7 @@ mod tests {
     #[test]
     fn the_registry_knows_each_factor_by_method_name_and_route() {
         use crate::config::Method;
-        for method in [Method::Totp, Method::Email, Method::Recovery] {
+        for method in Method::ALL {
             let factor = super::of(method);
             assert_eq!(factor.method, method);
             assert_eq!(super::by_name(method.as_str()).map(|f| f.method), Some(method));
