@@ -136,10 +136,25 @@ impl Apache {
         apache
     }
 
+    /// The same on a port chosen before (one that another server's
+    /// configuration names already).
+    pub fn start_on(root: &Path, options: ApacheOptions, body: &str, port: u16) -> Apache {
+        fs::create_dir_all(root.join("htdocs")).expect("htdocs");
+        let mut apache = Apache { port: 0, root: root.to_path_buf(), process: None, options, body: body.into() };
+        apache.launch_on(Some(port));
+        apache
+    }
+
     fn launch(&mut self) {
+        self.launch_on(None)
+    }
+
+    /// Starts on `chosen`, or on a free port (another one if it was taken meanwhile).
+    fn launch_on(&mut self, chosen: Option<u16>) {
         let mut last_error = String::new();
-        for _ in 0..5 {
-            let port = free_port();
+        let attempts = if chosen.is_some() { 1 } else { 5 };
+        for _ in 0..attempts {
+            let port = chosen.unwrap_or_else(free_port);
             let conf_path = self.root.join("httpd.conf");
             fs::write(&conf_path, render_conf(&self.root, port, &self.options, &self.body)).expect("write conf");
             let _ = fs::remove_file(self.root.join("httpd.pid"));

@@ -60,6 +60,9 @@ pub const CHROMIUM_FLAGS: &[&str] = &[
     "--password-store=basic",
     "--use-mock-keychain",
     "--lang=en-US",
+    // Passkeys need a name (never an IP address): tests use localhost,
+    // which stays on 127.0.0.1.
+    "--host-resolver-rules=MAP localhost 127.0.0.1",
 ];
 
 /// The W3C key of an element reference.
@@ -476,6 +479,39 @@ impl Browser {
     pub fn execute(&self, script: &str, args: Value) -> Value {
         let args = if args.is_null() { json!([]) } else { args };
         self.cmd("POST", "execute/sync", json!({ "script": script, "args": args }), "execute script")
+    }
+
+    // ----- WebAuthn (chromedriver's virtual authenticators) -----
+
+    /// Adds a virtual authenticator to the browser and returns its id.
+    /// `options`: `protocol` (`ctap2`), `transport` (`internal` for a
+    /// platform passkey, `usb` for a security key), `hasResidentKey`,
+    /// `hasUserVerification`, `isUserConsenting`, `isUserVerified`.
+    pub fn add_virtual_authenticator(&self, options: Value) -> String {
+        let v = self.cmd("POST", "webauthn/authenticator", options, "add a virtual authenticator");
+        v.as_str().unwrap_or_else(|| panic!("no authenticator id in {v}")).to_string()
+    }
+
+    pub fn remove_virtual_authenticator(&self, id: &str) {
+        self.cmd("DELETE", &format!("webauthn/authenticator/{id}"), Value::Null, "remove a virtual authenticator");
+    }
+
+    /// The credentials a virtual authenticator holds (`credentialId`,
+    /// `privateKey`, `rpId`, `signCount`, ..., base64url where binary).
+    pub fn authenticator_credentials(&self, id: &str) -> Vec<Value> {
+        let v = self.cmd_get(&format!("webauthn/authenticator/{id}/credentials"), "list credentials");
+        v.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Puts a credential (as `authenticator_credentials` lists them) into a virtual authenticator.
+    pub fn add_authenticator_credential(&self, id: &str, credential: Value) {
+        self.cmd("POST", &format!("webauthn/authenticator/{id}/credential"), credential, "add a credential");
+    }
+
+    /// Whether the virtual authenticator's user verification succeeds.
+    pub fn set_user_verified(&self, id: &str, verified: bool) {
+        let body = json!({ "isUserVerified": verified });
+        self.cmd("POST", &format!("webauthn/authenticator/{id}/uv"), body, "set user verified");
     }
 
     /// Saves a PNG of the viewport as `name`(.png) in the artifacts

@@ -17,6 +17,7 @@ pub mod slapd;
 pub mod smtp;
 pub mod smtp_tls;
 pub mod soak;
+pub mod softkey;
 pub mod stack;
 pub mod tls;
 

@@ -110,6 +110,18 @@ impl Form {
         self.fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 
+    /// The hidden fields, those named in `extra` replaced by its values.
+    pub fn replacing<'a>(&'a self, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut fields: Vec<(&str, &str)> = self
+            .fields
+            .iter()
+            .filter(|(n, _)| !extra.iter().any(|(e, _)| e == n))
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        fields.extend_from_slice(extra);
+        fields
+    }
+
     /// The hidden fields plus `extra`, ready for `Session::post`.
     pub fn with<'a>(&'a self, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
         let mut fields: Vec<(&str, &str)> = self.fields.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();

@@ -30,14 +30,16 @@ use std::time::{Duration, Instant};
 use crate::process::{free_port, wait_for_port, ServerProcess, POLL_INTERVAL};
 use crate::tls::{self, ServerCert};
 
-/// The six attributes that the module writes.
-pub const TWOFACTOR_ATTRIBUTES: [&str; 6] = [
+/// The attributes that the module writes.
+pub const TWOFACTOR_ATTRIBUTES: [&str; 8] = [
     "twoFactorCompletion",
     "twoFactorTOTP",
     "twoFactorTOTPLastStep",
     "twoFactorFailures",
     "twoFactorEmailCode",
     "twoFactorRecovery",
+    "twoFactorWebAuthn",
+    "twoFactorWebAuthnPending",
 ];
 
 const SLAPD: &str = "/usr/sbin/slapd";

@@ -16,7 +16,8 @@ pub const USERS: &[(&str, &str)] = &[("alice", "alice-pw"), ("bob", "bob-pw"), (
 
 pub struct StackOptions {
     /// Directives appended to the protected server's configuration;
-    /// `{ldap_url}` stands for slapd's `ldap://127.0.0.1:PORT`.
+    /// `{ldap_url}` stands for slapd's `ldap://127.0.0.1:PORT`,
+    /// `{gateway_port}` for the port the gateway will listen on.
     pub extra: String,
     /// Start the stand-in gateway in front of the protected server.
     pub gateway: bool,
@@ -51,14 +52,19 @@ impl Stack {
         let key_file = root.join("twofactor.key");
         fs::write(&key_file, random_bytes(32)).expect("key file");
         fs::write(root.join("bind.pw"), format!("{}\n", slapd.service_password)).expect("bind password");
-        let body = protected_body(&root, &slapd, &smtp, &backend, &options.extra);
+        // The protected server may name the gateway's origin (passkeys are
+        // bound to it): the gateway's port is chosen first.
+        let gateway_port = crate::process::free_port();
+        let extra = options.extra.replace("{gateway_port}", &gateway_port.to_string());
+        let body = protected_body(&root, &slapd, &smtp, &backend, &extra);
         let protected = Apache::start(&root, options.apache.clone(), &body);
         let gateway = options.gateway.then(|| {
             let groot = dir.path().join("gateway");
             fs::create_dir_all(&groot).expect("gateway dir");
             write_htpasswd(&groot.join("htpasswd"), USERS);
             let body = gateway_body(&groot, protected.port);
-            Apache::start(&groot, ApacheOptions { with_module: false, ..ApacheOptions::default() }, &body)
+            let gateway_options = ApacheOptions { with_module: false, ..ApacheOptions::default() };
+            Apache::start_on(&groot, gateway_options, &body, gateway_port)
         });
         Stack { gateway, protected, backend, smtp, slapd, key_file, dir }
     }

@@ -4,9 +4,8 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use ring::rand::SystemRandom;
-use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
 use serde_json::{json, Value};
+use testkit::softkey::SoftKey;
 
 use super::*;
 use crate::config::WebAuthnSettings;
@@ -18,142 +17,6 @@ const NOW: u64 = 1_900_000_000;
 
 fn rp() -> RelyingParty {
     relying_party(&WebAuthnSettings { origin: ORIGIN.into(), rp_id: "example.org".into() }).unwrap()
-}
-
-fn sha256(data: &[u8]) -> Vec<u8> {
-    ring::digest::digest(&ring::digest::SHA256, data).as_ref().to_vec()
-}
-
-/// Just enough CBOR for an attestation object and a COSE key.
-enum Cbor {
-    Int(i64),
-    Bytes(Vec<u8>),
-    Text(&'static str),
-    Map(Vec<(Cbor, Cbor)>),
-}
-
-fn cbor_head(out: &mut Vec<u8>, major: u8, n: u64) {
-    match n {
-        0..=23 => out.push(major << 5 | n as u8),
-        24..=0xff => out.extend([major << 5 | 24, n as u8]),
-        _ => {
-            out.push(major << 5 | 25);
-            out.extend((n as u16).to_be_bytes());
-        }
-    }
-}
-
-fn cbor(value: &Cbor, out: &mut Vec<u8>) {
-    match value {
-        Cbor::Int(i) if *i >= 0 => cbor_head(out, 0, *i as u64),
-        Cbor::Int(i) => cbor_head(out, 1, (-1 - i) as u64),
-        Cbor::Bytes(b) => {
-            cbor_head(out, 2, b.len() as u64);
-            out.extend(b);
-        }
-        Cbor::Text(t) => {
-            cbor_head(out, 3, t.len() as u64);
-            out.extend(t.as_bytes());
-        }
-        Cbor::Map(pairs) => {
-            cbor_head(out, 5, pairs.len() as u64);
-            for (k, v) in pairs {
-                cbor(k, out);
-                cbor(v, out);
-            }
-        }
-    }
-}
-
-/// A security key in software: one P-256 credential and its counter.
-struct SoftKey {
-    pair: EcdsaKeyPair,
-    id: Vec<u8>,
-    counter: u32,
-    origin: String,
-    rp_id: String,
-}
-
-impl SoftKey {
-    fn new() -> SoftKey {
-        let rng = SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng).unwrap();
-        let mut id = vec![0u8; 16];
-        crate::random::fill(&mut id).unwrap();
-        SoftKey { pair, id, counter: 0, origin: ORIGIN.into(), rp_id: "example.org".into() }
-    }
-
-    fn client_data(&self, kind: &str, challenge: &str) -> Vec<u8> {
-        json!({ "type": kind, "challenge": challenge, "origin": self.origin, "crossOrigin": false })
-            .to_string()
-            .into_bytes()
-    }
-
-    fn auth_data(&mut self, attested: bool) -> Vec<u8> {
-        self.counter += 1;
-        let mut data = sha256(self.rp_id.as_bytes());
-        data.push(if attested { 0x45 } else { 0x05 }); // UP, UV (and AT)
-        data.extend(self.counter.to_be_bytes());
-        if attested {
-            let public = self.pair.public_key().as_ref();
-            let key = Cbor::Map(vec![
-                (Cbor::Int(1), Cbor::Int(2)),
-                (Cbor::Int(3), Cbor::Int(-7)),
-                (Cbor::Int(-1), Cbor::Int(1)),
-                (Cbor::Int(-2), Cbor::Bytes(public[1..33].to_vec())),
-                (Cbor::Int(-3), Cbor::Bytes(public[33..65].to_vec())),
-            ]);
-            data.extend([0u8; 16]);
-            data.extend((self.id.len() as u16).to_be_bytes());
-            data.extend(&self.id);
-            cbor(&key, &mut data);
-        }
-        data
-    }
-
-    /// The browser's answer to `navigator.credentials.create()`.
-    fn register(&mut self, options: &Value) -> String {
-        let challenge = options["publicKey"]["challenge"].as_str().unwrap();
-        let client_data = self.client_data("webauthn.create", challenge);
-        let object = Cbor::Map(vec![
-            (Cbor::Text("fmt"), Cbor::Text("none")),
-            (Cbor::Text("attStmt"), Cbor::Map(vec![])),
-            (Cbor::Text("authData"), Cbor::Bytes(self.auth_data(true))),
-        ]);
-        let mut attestation = Vec::new();
-        cbor(&object, &mut attestation);
-        let id = URL_SAFE_NO_PAD.encode(&self.id);
-        json!({
-            "id": id, "rawId": id, "type": "public-key",
-            "response": {
-                "attestationObject": URL_SAFE_NO_PAD.encode(attestation),
-                "clientDataJSON": URL_SAFE_NO_PAD.encode(client_data),
-            },
-        })
-        .to_string()
-    }
-
-    /// The browser's answer to `navigator.credentials.get()`.
-    fn sign(&mut self, options: &Value) -> String {
-        let challenge = options["publicKey"]["challenge"].as_str().unwrap();
-        let client_data = self.client_data("webauthn.get", challenge);
-        let auth_data = self.auth_data(false);
-        let mut signed = auth_data.clone();
-        signed.extend(sha256(&client_data));
-        let signature = self.pair.sign(&SystemRandom::new(), &signed).unwrap();
-        let id = URL_SAFE_NO_PAD.encode(&self.id);
-        json!({
-            "id": id, "rawId": id, "type": "public-key",
-            "response": {
-                "authenticatorData": URL_SAFE_NO_PAD.encode(auth_data),
-                "clientDataJSON": URL_SAFE_NO_PAD.encode(client_data),
-                "signature": URL_SAFE_NO_PAD.encode(signature.as_ref()),
-                "userHandle": null,
-            },
-        })
-        .to_string()
-    }
 }
 
 fn keys() -> crate::keys::Keys {
@@ -176,7 +39,7 @@ fn sign_in(key: &mut SoftKey, stored: &StoredCredential) -> Result<Assertion, Re
 
 #[test]
 fn a_registered_key_signs_in_and_its_counter_moves_on() {
-    let mut key = SoftKey::new();
+    let mut key = SoftKey::new(ORIGIN, "example.org");
     let stored = registered(&mut key);
     assert_eq!(stored.credential.cred_id.as_ref(), key.id.as_slice());
     assert_eq!(stored.counter(), 1);
@@ -191,7 +54,7 @@ fn a_registered_key_signs_in_and_its_counter_moves_on() {
 
 #[test]
 fn registration_options_ask_for_user_verification_preferred_and_exclude_known_keys() {
-    let mut key = SoftKey::new();
+    let mut key = SoftKey::new(ORIGIN, "example.org");
     let stored = registered(&mut key);
     let (options, _) = start_registration(&rp(), &keys(), "alice", std::slice::from_ref(&stored)).unwrap();
     let options = serde_json::to_value(&options).unwrap();
@@ -207,7 +70,7 @@ fn registration_options_ask_for_user_verification_preferred_and_exclude_known_ke
 
 #[test]
 fn another_origin_or_relying_party_is_refused() {
-    let mut key = SoftKey::new();
+    let mut key = SoftKey::new(ORIGIN, "example.org");
     let stored = registered(&mut key);
     key.origin = "https://gateway.example.org.evil.test".into();
     assert_eq!(sign_in(&mut key, &stored), Err(Rejection::Invalid("wrong-origin")));
@@ -215,7 +78,7 @@ fn another_origin_or_relying_party_is_refused() {
     key.rp_id = "evil.test".into();
     assert_eq!(sign_in(&mut key, &stored), Err(Rejection::Invalid("wrong-rp-id")));
     // A registration through a look-alike page is refused too.
-    let mut phished = SoftKey { origin: "https://evil.test".into(), ..SoftKey::new() };
+    let mut phished = SoftKey::new("https://evil.test", "example.org");
     let (options, state) = start_registration(&rp(), &keys(), "alice", &[]).unwrap();
     let answer = phished.register(&serde_json::to_value(&options).unwrap());
     assert!(finish_registration(&rp(), &answer, &state).is_err());
@@ -223,7 +86,7 @@ fn another_origin_or_relying_party_is_refused() {
 
 #[test]
 fn an_answer_to_another_prompt_or_a_forged_signature_is_refused() {
-    let mut key = SoftKey::new();
+    let mut key = SoftKey::new(ORIGIN, "example.org");
     let stored = registered(&mut key);
     let (first, _) = start_sign_in(&rp(), std::slice::from_ref(&stored)).unwrap();
     let (_, second_state) = start_sign_in(&rp(), std::slice::from_ref(&stored)).unwrap();
@@ -242,7 +105,7 @@ fn an_answer_to_another_prompt_or_a_forged_signature_is_refused() {
 
 #[test]
 fn a_counter_that_goes_backwards_is_a_clone() {
-    let mut key = SoftKey::new();
+    let mut key = SoftKey::new(ORIGIN, "example.org");
     let mut stored = registered(&mut key);
     stored.credential.counter = 10;
     assert_eq!(sign_in(&mut key, &stored), Err(Rejection::Clone));
@@ -256,7 +119,7 @@ fn directory_with(stored: &StoredCredential) -> MemoryDirectory {
 #[test]
 fn a_sign_in_is_recorded_once_and_a_copy_behind_it_is_a_regression() {
     let settings = testing::settings(&[]);
-    let mut key = SoftKey::new();
+    let mut key = SoftKey::new(ORIGIN, "example.org");
     let stored = registered(&mut key);
     let directory = directory_with(&stored);
     let assertion = sign_in(&mut key, &stored).unwrap();
@@ -283,7 +146,7 @@ fn a_pending_ceremony_belongs_to_one_browser_expires_and_is_used_once() {
     let settings = testing::settings(&[]);
     let keys = settings.keys.as_ref().unwrap();
     let directory = MemoryDirectory::default().with_user("alice", &[]);
-    let (_, state) = start_sign_in(&rp(), &[registered(&mut SoftKey::new())]).unwrap();
+    let (_, state) = start_sign_in(&rp(), &[registered(&mut SoftKey::new(ORIGIN, "example.org"))]).unwrap();
     let ceremony = Ceremony::SignIn { state };
     let e = entry(&directory, &settings);
     directory.modify(&e.dn, &start_changes(keys, &settings, &e, "nonce-a", ceremony.clone(), NOW)).unwrap();
@@ -303,7 +166,7 @@ fn a_new_prompt_replaces_the_browsers_last_and_old_ones_are_pruned() {
     let settings = testing::settings(&[]);
     let keys = settings.keys.as_ref().unwrap();
     let directory = MemoryDirectory::default().with_user("alice", &[]);
-    let (_, state) = start_sign_in(&rp(), &[registered(&mut SoftKey::new())]).unwrap();
+    let (_, state) = start_sign_in(&rp(), &[registered(&mut SoftKey::new(ORIGIN, "example.org"))]).unwrap();
     let start = |nonce: &str, at: u64| {
         let e = entry(&directory, &settings);
         let ceremony = Ceremony::SignIn { state: state.clone() };
