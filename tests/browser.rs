@@ -81,6 +81,9 @@ fn wrong_code(secret: &[u8]) -> String {
 /// One test: its stack (with the gateway), its screenshots, its browsers.
 struct Run {
     stack: Stack,
+    /// The gateway's host name in URLs: `127.0.0.1`, or `localhost` where
+    /// passkeys are used (WebAuthn refuses IP addresses).
+    host: &'static str,
     shots: PathBuf,
     shot_count: Cell<u32>,
     browser_count: Cell<u32>,
@@ -88,16 +91,20 @@ struct Run {
 
 impl Run {
     fn start(test: &str, extra: &str) -> Run {
+        Run::start_at(test, extra, "127.0.0.1")
+    }
+
+    fn start_at(test: &str, extra: &str, host: &'static str) -> Run {
         let shots = testkit::repo_root().join("test-artifacts/screenshots").join(test);
         let _ = fs::remove_dir_all(&shots);
         fs::create_dir_all(&shots).unwrap_or_else(|e| panic!("create {}: {e}", shots.display()));
         let stack = Stack::start(StackOptions { extra: extra.into(), ..StackOptions::default() });
-        Run { stack, shots, shot_count: Cell::new(0), browser_count: Cell::new(0) }
+        Run { stack, host, shots, shot_count: Cell::new(0), browser_count: Cell::new(0) }
     }
 
     /// A URL at the stand-in gateway.
     fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.stack.gateway_port())
+        format!("http://{}:{}{path}", self.host, self.stack.gateway_port())
     }
 
     /// A new browser (fresh profile: a new session) signed in at the
@@ -458,4 +465,168 @@ fn check_phone_page(b: &Browser, code: bool) {
         assert_eq!(b.attribute("input[name=code]", "id").as_deref(), Some("code"), "{url}");
         assert_eq!(b.count("label[for=code]"), 1, "the code input has a label on {url}");
     }
+}
+
+// ----- passkeys (Chromium's virtual authenticators) -----
+
+/// Passkeys through the gateway's origin, and an admin area that needs one.
+const PASSKEYS: &str = "TwoFactorMethods totp email recovery webauthn\n\
+                        TwoFactorWebAuthnOrigin http://localhost:{gateway_port}\n\
+                        <Location /app/admin>\n  TwoFactorRequireMethod webauthn\n  TwoFactorMaxAge 5m\n</Location>\n";
+const PASSKEY_START: &str = "#webauthn-start";
+const PASSKEY_ADDED: &str = "Passkey added";
+const PASSKEY_REGISTER: &str = "Add a passkey or security key";
+
+/// A virtual authenticator: `internal` (a platform passkey, with user
+/// verification) or `usb` (a security key without a PIN).
+fn authenticator(b: &Browser, transport: &str, consenting: bool) -> String {
+    let internal = transport == "internal";
+    b.add_virtual_authenticator(json!({
+        "protocol": "ctap2",
+        "transport": transport,
+        "hasResidentKey": true,
+        "hasUserVerification": internal,
+        "isUserVerified": internal,
+        "isUserConsenting": consenting,
+    }))
+}
+
+/// Clicks the passkey button and waits for what the script says (the
+/// prompt failed, so no page is loaded).
+fn prompt_fails(b: &Browser, needle: &str) -> String {
+    b.click_in_place(PASSKEY_START);
+    let said = || if b.exists("#webauthn-status") { b.text("#webauthn-status") } else { String::new() };
+    let shown = testkit::apache::wait_until(Duration::from_secs(20), || said().contains(needle));
+    assert!(shown, "the page said {:?}, not {needle:?}", said());
+    said()
+}
+
+/// From the registration page: a name, the prompt, the "Passkey added" page.
+fn register_passkey(run: &Run, b: &Browser, name: &str) {
+    on_page(b, PASSKEY_REGISTER);
+    b.fill("#name", name);
+    b.click(PASSKEY_START);
+    on_page(b, PASSKEY_ADDED);
+    assert_eq!(b.text("#passkey-name"), name);
+    run.shot(b, "passkey-added");
+}
+
+#[test]
+fn passkey_step_up_from_an_authenticator_app_and_back_to_the_admin_page() {
+    let run =
+        Run::start_at("passkey_step_up_from_an_authenticator_app_and_back_to_the_admin_page", PASSKEYS, "localhost");
+    let b = run.browser("alice");
+    authenticator(&b, "internal", true);
+    enroll(&run, &b, "alice", "/app/welcome");
+    b.click("#continue");
+    on_backend(&run, &b, "/app/welcome", "alice");
+    // A form posted to the admin area with the authenticator's completion:
+    // refused, and never replayed after a step-up.
+    let answer = b.execute(
+        "return fetch('/app/admin/users', {method: 'POST', body: 'delete=everyone', credentials: 'same-origin'})\
+         .then(r => r.text().then(t => [r.status, t]));",
+        json!([]),
+    );
+    assert_eq!(answer[0], json!(403), "{answer}");
+    assert!(answer[1].as_str().unwrap().contains("Stronger sign-in required"), "{answer}");
+
+    // The admin area wants a passkey: the challenge says so and offers
+    // setting one up (after a mailed code, as the enrollment rules want).
+    b.goto(&run.url("/app/admin/"));
+    on_page(&b, START);
+    assert!(error_text(&b).contains("a passkey or security key"), "{}", b.source());
+    assert!(!b.exists(TOTP_VERIFY) && !b.exists(RECOVERY_LINK), "only passkeys count here:\n{}", b.source());
+    run.shot(&b, "step-up");
+    let mails = run.mails("alice");
+    b.click(ENROLL_START);
+    let passcode = run.passcode(mails + 1, "alice");
+    b.fill("#code", &passcode);
+    b.click(EMAIL_VERIFY);
+    on_page(&b, ENROLL);
+    b.click("#passkey-instead");
+    run.shot(&b, "passkey-register");
+    register_passkey(&run, &b, "Laptop");
+    assert!(!b.exists("#recovery-codes"), "alice has her codes already");
+
+    // Registering proved nothing yet: the new passkey signs in, and the
+    // admin page opens.
+    b.click("#continue");
+    on_page(&b, START);
+    assert!(b.exists(PASSKEY_START), "{}", b.source());
+    run.shot(&b, "passkey-sign-in");
+    b.click(PASSKEY_START);
+    on_backend(&run, &b, "/app/admin/", "alice");
+    run.stack.protected.wait_for_error_log("event=webauthn-ok user=alice");
+}
+
+#[test]
+fn passkeys_on_a_desktop_second_key_missing_key_clone_and_no_script() {
+    let run = Run::start_at(
+        "passkeys_on_a_desktop_second_key_missing_key_clone_and_no_script",
+        &format!("{PASSKEYS}TwoFactorEnrollmentProof none\n"),
+        "localhost",
+    );
+    let b = run.browser_with("bob", BrowserOptions::desktop(1280, 900), true);
+    let key = authenticator(&b, "usb", true);
+    b.goto(&run.url("/app/report"));
+    on_page(&b, START);
+    b.click("#add-passkey");
+    run.shot(&b, "passkey-register-desktop");
+    register_passkey(&run, &b, "YubiKey");
+    let codes = list_items(&b.source(), "recovery-codes");
+    assert_eq!(codes.len(), 10, "a first factor comes with recovery codes");
+    b.click("#continue");
+    run.shot(&b, "passkey-sign-in-desktop");
+    b.click(PASSKEY_START);
+    on_backend(&run, &b, "/app/report", "bob");
+
+    // A second key (a phone's passkey), right after signing in with the
+    // first, which is put away (a key already registered refuses the prompt).
+    let saved = b.authenticator_credentials(&key);
+    assert_eq!(saved.len(), 1);
+    b.remove_virtual_authenticator(&key);
+    let phone = authenticator(&b, "internal", true);
+    b.goto(&run.url("/2fa/webauthn/register"));
+    assert_eq!(b.count("#passkeys li"), 1);
+    register_passkey(&run, &b, "Phone");
+    b.goto(&run.url("/2fa/webauthn/register"));
+    assert_eq!(b.count("#passkeys li"), 2, "{}", b.source());
+
+    // A device without a passkey of this account: the prompt fails, the
+    // page says why and what else there is.
+    b.remove_virtual_authenticator(&phone);
+    let empty = authenticator(&b, "usb", true);
+    b.goto(&run.url("/2fa/webauthn"));
+    prompt_fails(&b, "no passkey of this account is on this device");
+    run.shot(&b, "passkey-not-on-this-device");
+    b.remove_virtual_authenticator(&empty);
+
+    // A copy of the key made before its last sign-ins: refused as a clone.
+    let copy = authenticator(&b, "usb", true);
+    let mut cloned = saved[0].clone();
+    cloned["signCount"] = json!(0);
+    b.add_authenticator_credential(&copy, cloned);
+    b.goto(&run.url("/2fa/webauthn"));
+    b.click(PASSKEY_START);
+    assert!(error_text(&b).contains("not accepted"), "{}", b.source());
+    run.stack.protected.wait_for_error_log("event=webauthn-clone user=bob");
+
+    // Without JavaScript the prompt cannot run; the page says so, and the
+    // recovery codes work as ever.
+    let plain = run.browser_with(
+        "bob",
+        BrowserOptions {
+            extra_args: vec!["--blink-settings=scriptEnabled=false".into()],
+            ..BrowserOptions::desktop(1280, 900)
+        },
+        false,
+    );
+    plain.goto(&run.url("/app/report"));
+    on_page(&plain, START);
+    assert!(plain.source().contains("Passkeys need JavaScript"), "{}", plain.source());
+    run.shot(&plain, "passkey-no-script");
+    plain.click(RECOVERY_LINK);
+    plain.fill("#code", &codes[0]);
+    plain.click(RECOVERY_VERIFY);
+    on_backend(&run, &plain, "/app/report", "bob");
 }
