@@ -38,7 +38,13 @@ fn install_signal_handlers() {
 fn main() {
     install_signal_handlers();
     println!("Starting slapd, smtp-sink, the backend, the protected Apache and the gateway ...");
+    // Passkeys need a host name (never an IP address): the demo's origin is
+    // localhost, which stays on 127.0.0.1. /app/admin/ needs a passkey.
+    let extra = "TwoFactorMethods totp email recovery webauthn\n\
+                 TwoFactorWebAuthnOrigin http://localhost:{gateway_port}\n\
+                 <Location /app/admin>\n  TwoFactorRequireMethod webauthn\n  TwoFactorMaxAge 5m\n</Location>\n";
     let options = StackOptions {
+        extra: extra.into(),
         apache: ApacheOptions { log_level: "warn twofactor:info".into(), ..ApacheOptions::default() },
         ..StackOptions::default()
     };
@@ -49,7 +55,8 @@ fn main() {
     println!();
     println!("mod_twofactor demo is running.");
     println!();
-    println!("  Open:         http://127.0.0.1:{}/app/", stack.gateway_port());
+    println!("  Open:         http://localhost:{}/app/", stack.gateway_port());
+    println!("  Step-up:      http://localhost:{}/app/admin/ (needs a passkey)", stack.gateway_port());
     println!("  Log in as:    {}", logins.join(", "));
     println!("  Passcodes:    mails land in {}", stack.smtp.maildir.display());
     println!("  Error log:    {}", protected.join("error.log").display());
