@@ -56,7 +56,10 @@ const CASES: &[(&str, &str, &str)] = &[
     ("TwoFactorLDAPTimeout 2s", "TwoFactorLDAPTimeout 10m", "TwoFactorLDAPTimeout: invalid value '10m': must be a duration from 1s to 5m"),
     ("<Location /app>\nTwoFactorMaxAge 12h\n</Location>", "TwoFactorMaxAge forever", "TwoFactorMaxAge: invalid value 'forever': must be a duration such as 90s, 10m, 8h, 30d or plain seconds"),
     ("TwoFactorCacheTTL 0", "TwoFactorCacheTTL 2h", "TwoFactorCacheTTL: invalid value '2h': must be a duration from 0 to 1h"),
-    ("TwoFactorMethods totp recovery\nTwoFactorEnrollmentProof none", "TwoFactorMethods totp sms", "TwoFactorMethods: invalid value 'sms': must be totp, email or recovery"),
+    ("TwoFactorMethods totp recovery\nTwoFactorEnrollmentProof none", "TwoFactorMethods totp sms", "TwoFactorMethods: invalid value 'sms': must be totp, email, recovery or webauthn"),
+    ("<Location /admin>\nTwoFactorRequireMethod webauthn\n</Location>", "TwoFactorRequireMethod sms", "TwoFactorRequireMethod: invalid value 'sms': must be totp, email, recovery or webauthn"),
+    ("TwoFactorWebAuthnOrigin https://vpn.example.org", "TwoFactorWebAuthnOrigin https://10.1.2.3", "TwoFactorWebAuthnOrigin: invalid value 'https://10.1.2.3': must be an origin such as https://gateway.example.org[:port]"),
+    ("TwoFactorWebAuthnOrigin https://vpn.example.org\nTwoFactorWebAuthnRPID example.org", "TwoFactorWebAuthnRPID 10.1.2.3", "TwoFactorWebAuthnRPID: invalid value '10.1.2.3': must be a domain name"),
     ("TwoFactorRecoveryCodes Off", "TwoFactorRecoveryCodes 0", "TwoFactorRecoveryCodes: invalid value '0': must be an integer from 1 to 50, or Off"),
     ("TwoFactorTOTPSkew 90s", "TwoFactorTOTPSkew 6m", "TwoFactorTOTPSkew: invalid value '6m': must be a duration from 0 to 5m"),
     ("TwoFactorTOTPDefaults algorithm=SHA256 digits=8 period=60", "TwoFactorTOTPDefaults digits=7", "TwoFactorTOTPDefaults: invalid value 'digits=7': digits must be 4, 6, 8 or 10"),
@@ -75,7 +78,7 @@ const CASES: &[(&str, &str, &str)] = &[
     ("TwoFactorEmailResendInterval 30s", "TwoFactorEmailResendInterval 2h", "TwoFactorEmailResendInterval: invalid value '2h': must be a duration from 0 to 1h"),
     ("TwoFactorSMTPServer smtps://relay.example.test\nTwoFactorSMTPCACertificate {root}/ca.pem", "TwoFactorSMTPCACertificate", "TwoFactorSMTPCACertificate: takes exactly one argument, got 0"),
     ("TwoFactorNotify Off", "TwoFactorNotify sometimes", "TwoFactorNotify: invalid value 'sometimes': must be On or Off"),
-    ("TwoFactorAttribute completion extensionAttribute1", "TwoFactorAttribute lastlogon x", "TwoFactorAttribute: invalid value 'lastlogon': the role must be completion, totp, totp-last, failures, email-code or recovery"),
+    ("TwoFactorAttribute completion extensionAttribute1", "TwoFactorAttribute lastlogon x", "TwoFactorAttribute: invalid value 'lastlogon': the role must be completion, totp, totp-last, failures, email-code, recovery, webauthn or webauthn-pending"),
 ];
 
 #[test]
@@ -145,6 +148,14 @@ fn cross_directive_problems_fail_the_configuration_check() {
         (
             format!("{}TwoFactorLDAPBindDN cn=svc,dc=example,dc=test\n", base(root)),
             "TwoFactorLDAPBindPasswordFile: is required with TwoFactorLDAPBindDN",
+        ),
+        (
+            format!("{}TwoFactorMethods totp webauthn\n", base(root)),
+            "TwoFactorWebAuthnOrigin: is required: TwoFactorMethods includes webauthn",
+        ),
+        (
+            format!("{}TwoFactorWebAuthnOrigin https://vpn.example.org\nTwoFactorWebAuthnRPID example.com\n", base(root)),
+            "TwoFactorWebAuthnRPID: 'example.com' is not the host of TwoFactorWebAuthnOrigin 'https://vpn.example.org'",
         ),
         (
             format!("{}TwoFactorSessionBinding header\n", base(root)),

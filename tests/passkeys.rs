@@ -327,3 +327,43 @@ fn step_up_to_a_passkey_for_one_location_and_back_to_the_page() {
     assert_eq!(b.post("/app/admin/users", &[("delete", "nobody")]).status, 200);
     assert_eq!(b.get("/app/report").status, 200, "a passkey completion opens everything");
 }
+
+#[test]
+fn a_user_with_a_passkey_and_an_authenticator_app_is_offered_the_passkey_first_and_keeps_the_app() {
+    use twofactor_core::config::Algorithm;
+    use twofactor_core::totp::{self, TotpParams};
+    let s = stack("");
+    let seed = b"12345678901234567890";
+    let conf = s.protected.root.join("httpd.conf");
+    let secret = totp::base32_encode(seed);
+    let out = Command::new(env!("CARGO_BIN_EXE_twofactorctl"))
+        .arg("-f")
+        .arg(&conf)
+        .args(["--no-notify", "enroll", "alice", "--secret", &secret])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let params = TotpParams { algorithm: Algorithm::Sha1, digits: 6, period: 30 };
+    let code = totp::totp(seed, params, twofactor_core::clock::now()).unwrap();
+
+    // The app signs in; right after, a passkey is added.
+    let mut b = Session::direct(s.protected.port, "alice");
+    let page = b.follow("/app/");
+    let f = form(&page.text(), "/totp");
+    assert_eq!(b.post(&f.action, &f.with(&[("code", &code)])).status, 303);
+    let mut k = key();
+    assert!(register(&mut b, &mut k, "Key").text().contains("<h1>Passkey added</h1>"));
+
+    // Next session: the passkey prompt first, the app one link away, and a
+    // wrong code keeps the app's form.
+    let mut b = Session::direct(s.protected.port, "alice");
+    let page = b.follow("/app/");
+    assert!(page.text().contains("id=\"webauthn\""), "{}", page.text());
+    let app = b.get(&link(&page.text(), "use-totp"));
+    let f = form(&app.text(), "/totp");
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let again = b.post(&f.action, &f.with(&[("code", wrong)]));
+    assert!(again.text().contains("That code is not right"), "{}", again.text());
+    assert!(again.text().contains("action=\"/2fa/totp\""), "{}", again.text());
+    assert!(again.text().contains("id=\"use-passkey\""), "{}", again.text());
+}

@@ -3,9 +3,9 @@
 //! Routes below `TwoFactorChallengeURL` (default `/2fa`):
 //! `GET /` start, `GET|POST /totp`, `POST /email/send`, `POST /email`,
 //! `GET|POST /recovery`, `GET|POST /enroll`, `GET|POST /webauthn`,
-//! `POST /webauthn/begin`, `GET|POST /webauthn/register`, `GET /webauthn.js`. Every POST carries a CSRF
-//! token bound to the user and to this browser's challenge nonce (a
-//! cookie scoped to the challenge path).
+//! `POST /webauthn/begin`, `GET|POST /webauthn/register`, `GET
+//! /webauthn.js`. Every POST carries a CSRF token bound to the user and to
+//! this browser's challenge nonce (a cookie scoped to the challenge path).
 
 //!
 //! Files, bottom to top: `ctx` (what every step needs), `eligibility` (who
@@ -93,7 +93,7 @@ pub fn handler(req: &mut Request<'_>) -> Outcome {
             refused_here(req, &mut ctx, Method::Email).unwrap_or_else(|| email::send(req, &mut ctx))
         }
         (true, "/email/send") => email::send(req, &mut ctx),
-        (false, "/totp") => steps::totp_page(req, &mut ctx),
+        (false, "/totp") => steps::totp_page(req, &mut ctx, None),
         (false, "/recovery") => recovery::page(req, &mut ctx, None),
         (false, "/enroll") => enroll::page(req, &mut ctx),
         (true, "/enroll") => enroll::submit(req, &mut ctx),

@@ -52,19 +52,20 @@ pub(crate) fn start(req: &mut Request<'_>, ctx: &mut Ctx<'_>, error: Option<&str
     Outcome::Page(status::OK, body)
 }
 
-/// `GET /totp`: the authenticator code form (linked from the passkey prompt).
-pub(crate) fn totp_page(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> Outcome {
+/// `GET /totp`: the authenticator code form (linked from the passkey
+/// prompt), and the same form again after a wrong code.
+pub(crate) fn totp_page(req: &mut Request<'_>, ctx: &mut Ctx<'_>, error: Option<&str>) -> Outcome {
     let entry = match ctx.unlocked_entry(req) {
         Ok(entry) => entry,
         Err(outcome) => return outcome,
     };
     if !(ctx.accepts(Method::Totp) && factors::TOTP.enrolled(&entry, &ctx.st.settings)) {
-        return start(req, ctx, None);
+        return start(req, ctx, error);
     }
     let mut options = options(req, ctx, &entry);
     options.passkey = ctx.accepts(Method::WebAuthn) && factors::WEBAUTHN.enrolled(&entry, &ctx.st.settings);
     let mail = ctx.mail_address(&entry).map(mask_mail);
-    Outcome::Page(status::OK, pages::totp(&ctx.form_base(), &ctx.user, None, &options, mail.as_deref()))
+    Outcome::Page(status::OK, pages::totp(&ctx.form_base(), &ctx.user, error, &options, mail.as_deref()))
 }
 
 /// What the user may do besides the main form. Enrolling behind a mail

@@ -70,7 +70,7 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> Outcome {
             } else {
                 message
             };
-            super::steps::start(req, ctx, Some(&message))
+            super::steps::totp_page(req, ctx, Some(&message))
         }
         Err(outcome) => outcome,
     }

@@ -672,7 +672,9 @@ fn apply_known(
                 ConfigError::bad_value(
                     directive,
                     role,
-                    "the role must be completion, totp, totp-last, failures, email-code or recovery".into(),
+                    "the role must be completion, totp, totp-last, failures, email-code, recovery, webauthn or \
+                     webauthn-pending"
+                        .into(),
                 )
             })?;
             let name =
