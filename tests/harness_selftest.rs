@@ -343,7 +343,7 @@ fn ldif_definitions() -> BTreeSet<String> {
 #[test]
 fn schema_files_define_the_same_schema() {
     let (schema, ldif) = (schema_definitions(), ldif_definitions());
-    assert_eq!(schema.len(), 7, "{schema:#?}");
+    assert_eq!(schema.len(), 9, "{schema:#?}");
     assert_eq!(schema, ldif);
     for def in &schema {
         assert!(def.contains("2.25.264553228879727479037717307863733081609."), "{def}");
