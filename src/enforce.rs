@@ -30,10 +30,9 @@ use crate::state::ServerState;
 const NOTE_GATEWAY: &CStr = c"twofactor-gateway";
 const NOTE_VERDICT: &CStr = c"twofactor-verdict";
 /// When the completion that allowed this request was issued (Unix seconds).
+/// When and how the completion of an allowed request was made
+/// (`1790000000 webauthn`), for its subrequests and internal redirects.
 const NOTE_ISSUED: &CStr = c"twofactor-issued";
-/// How the completion of an allowed request was made (`TwoFactorRequireMethod`
-/// of its subrequests and internal redirects).
-const NOTE_METHOD: &CStr = c"twofactor-method";
 const ALLOW: &CStr = c"allow";
 pub const CHALLENGE_HANDLER: &CStr = c"twofactor-challenge";
 
@@ -338,10 +337,9 @@ fn initial_allow<'r>(req: &Request<'r>) -> Option<InitialAllow<'r>> {
     {
         return None;
     }
-    let issued = std::str::from_utf8(initial.get(Table::Notes, NOTE_ISSUED)?).ok()?.parse().ok()?;
-    let method =
-        initial.get(Table::Notes, NOTE_METHOD).and_then(|m| std::str::from_utf8(m).ok()).and_then(Method::parse);
-    Some(InitialAllow { user: initial.user()?, issued, method })
+    let note = std::str::from_utf8(initial.get(Table::Notes, NOTE_ISSUED)?).ok()?;
+    let (issued, method) = note.split_once(' ').unwrap_or((note, ""));
+    Some(InitialAllow { user: initial.user()?, issued: issued.parse().ok()?, method: Method::parse(method) })
 }
 
 fn allow(
@@ -355,11 +353,8 @@ fn allow(
     if req.user() != Some(canonical) {
         req.set_user(canonical);
     }
-    let mut digits = [0u8; 20];
-    req.set(Table::Notes, NOTE_ISSUED, format_u64(issued, &mut digits));
-    if let Some(method) = method {
-        req.set(Table::Notes, NOTE_METHOD, method.as_str());
-    }
+    let mut note = [0u8; 40];
+    req.set(Table::Notes, NOTE_ISSUED, allow_note(issued, method, &mut note));
     // The backend sees the directory's spelling of the name, nothing else.
     if req.get(Table::In, &st.user_header) != Some(canonical.as_bytes()) {
         req.set(Table::In, &st.user_header, canonical);
@@ -438,6 +433,18 @@ pub fn note_directory_answered(req: &Request<'_>, st: &ServerState) {
 }
 
 /// Decimal digits of `n` without an allocation.
+/// `ISSUED METHOD` in `buf`, without allocating (one note per allowed request).
+fn allow_note(issued: u64, method: Option<Method>, buf: &mut [u8; 40]) -> &str {
+    let mut digits = [0u8; 20];
+    let issued = format_u64(issued, &mut digits).as_bytes();
+    let method = method.map_or("", Method::as_str).as_bytes();
+    let len = issued.len() + 1 + method.len();
+    buf[..issued.len()].copy_from_slice(issued);
+    buf[issued.len()] = b' ';
+    buf[issued.len() + 1..len].copy_from_slice(method);
+    std::str::from_utf8(&buf[..len]).unwrap_or("0")
+}
+
 fn format_u64(mut n: u64, buf: &mut [u8; 20]) -> &str {
     let mut i = buf.len();
     loop {

@@ -284,7 +284,15 @@ fn a_cloned_key_a_look_alike_origin_and_a_stale_answer_are_refused_and_counted()
 
 #[test]
 fn step_up_to_a_passkey_for_one_location_and_back_to_the_page() {
-    let s = stack("");
+    // Besides /app/admin: a directory whose index page (a subrequest of
+    // /docs/) needs a passkey.
+    let s = stack(
+        "<Location /docs>\n  TwoFactor On\n</Location>\n\
+         <Location /docs/index.html>\n  TwoFactorRequireMethod webauthn\n</Location>\n",
+    );
+    let docs = s.protected.root.join("htdocs/docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(docs.join("index.html"), "<p>INDEX-FOR-PASSKEYS</p>\n").unwrap();
     let port = s.protected.port;
     let mut enrolling = Session::direct(port, "alice");
     let mut k = key();
@@ -298,6 +306,7 @@ fn step_up_to_a_passkey_for_one_location_and_back_to_the_page() {
     let f = form(&page.text(), "/recovery");
     assert_eq!(b.post(&f.action, &f.with(&[("code", &codes[0])])).status, 303);
     assert_eq!(b.get("/app/report").status, 200);
+    assert!(!b.get("/docs/").text().contains("INDEX-FOR-PASSKEYS"), "the index subrequest needs a passkey");
     let admin = b.get("/app/admin/users");
     assert_eq!(admin.status, 303);
     s.protected.wait_for_error_log("event=challenge user=alice reason=step-up");
@@ -326,6 +335,9 @@ fn step_up_to_a_passkey_for_one_location_and_back_to_the_page() {
     assert_eq!(b.get("/app/admin/users").status, 200);
     assert_eq!(b.post("/app/admin/users", &[("delete", "nobody")]).status, 200);
     assert_eq!(b.get("/app/report").status, 200, "a passkey completion opens everything");
+    // The subrequest of the index inherits how the request was let in.
+    let index = b.get("/docs/");
+    assert!(index.status == 200 && index.text().contains("INDEX-FOR-PASSKEYS"), "{}", index.text());
 }
 
 #[test]

@@ -114,7 +114,7 @@ pub fn begin(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> Outcome {
             return json_error(status::SERVICE_UNAVAILABLE, "Several prompts started at once. Try again.");
         }
         Err(e) => {
-            let _page = directory_trouble(req, ctx, &e);
+            crate::enforce::log_directory_error(req, ctx.st, &e, Some(&ctx.user));
             return json_error(status::SERVICE_UNAVAILABLE, "The directory is not answering. Try again shortly.");
         }
     }

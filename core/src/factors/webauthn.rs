@@ -116,13 +116,20 @@ pub fn clean_name(name: &str, fallback: &str) -> String {
 }
 
 /// What a ceremony in progress is.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(tag = "k")]
 pub enum Ceremony {
     #[serde(rename = "register")]
     Register { name: String, state: RegistrationState },
     #[serde(rename = "sign-in")]
     SignIn { state: AuthenticationState },
+}
+
+/// The kind only: the state holds the challenge and the user's keys.
+impl std::fmt::Debug for Ceremony {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Ceremony({})", self.kind())
+    }
 }
 
 impl Ceremony {
