@@ -29,7 +29,6 @@ use crate::state::ServerState;
 
 const NOTE_GATEWAY: &CStr = c"twofactor-gateway";
 const NOTE_VERDICT: &CStr = c"twofactor-verdict";
-/// When the completion that allowed this request was issued (Unix seconds).
 /// When and how the completion of an allowed request was made
 /// (`1790000000 webauthn`), for its subrequests and internal redirects.
 const NOTE_ISSUED: &CStr = c"twofactor-issued";
@@ -432,7 +431,6 @@ pub fn note_directory_answered(req: &Request<'_>, st: &ServerState) {
     }
 }
 
-/// Decimal digits of `n` without an allocation.
 /// `ISSUED METHOD` in `buf`, without allocating (one note per allowed request).
 fn allow_note(issued: u64, method: Option<Method>, buf: &mut [u8; 40]) -> &str {
     let mut digits = [0u8; 20];
@@ -445,6 +443,7 @@ fn allow_note(issued: u64, method: Option<Method>, buf: &mut [u8; 40]) -> &str {
     std::str::from_utf8(&buf[..len]).unwrap_or("0")
 }
 
+/// Decimal digits of `n` without an allocation.
 fn format_u64(mut n: u64, buf: &mut [u8; 20]) -> &str {
     let mut i = buf.len();
     loop {
