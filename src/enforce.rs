@@ -231,6 +231,7 @@ fn evaluate(req: &mut Request<'_>, st: &ServerState, challenge: bool) -> Outcome
         _ => ([b"" as &[u8]; 2], 0),
     };
     let cookie = session_cookie(req, st);
+    let scope = req.dir_conf().map_or_else(DirConfig::default, |d| d.parsed);
     let facts = Facts {
         peer: Peer::from_note(initial.get(Table::Notes, NOTE_GATEWAY)),
         identity: &identity[..identities],
@@ -238,8 +239,8 @@ fn evaluate(req: &mut Request<'_>, st: &ServerState, challenge: bool) -> Outcome
         cookie,
         initial_allow: initial_allow(req),
         challenge_path: challenge,
-        max_age: req.dir_conf().map_or_else(|| DirConfig::default().max_age(), |d| d.parsed.max_age()).as_secs(),
-        require_methods: required_methods(req),
+        max_age: scope.max_age().as_secs(),
+        require_methods: scope.require_methods.unwrap_or_default(),
         method: req.method(),
         accept: req.get(Table::In, c"Accept"),
         requested_with: req.get(Table::In, c"X-Requested-With"),

@@ -171,19 +171,13 @@ fn a_security_key_registers_signs_in_and_lists_in_twofactorctl() {
     assert!(refused.text().contains("not accepted"), "{}", refused.text());
 }
 
-#[test]
-fn many_concurrent_answers_to_one_prompt_let_in_once() {
-    let s = stack("TwoFactorMaxAttempts 20\n");
-    let mut b = Session::direct(s.protected.port, "carol");
-    let mut k = key();
-    assert_eq!(register(&mut b, &mut k, "Key").status, 200);
-    let page = b.follow("/2fa/webauthn");
-    let (f, answer) = sign_in_answer(&mut b, &mut k, &page.text());
+/// One browser's form with `answer`, posted `n` times at once (its cookies
+/// on every copy); the statuses.
+fn post_at_once(b: &Session, f: &Form, answer: &str, n: usize) -> Vec<u16> {
     let fields: Vec<(String, String)> =
-        f.replacing(&[("credential", &answer)]).into_iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
-    // One browser's cookies and form, posted many times at once.
-    let barrier = Arc::new(Barrier::new(AT_ONCE));
-    let handles: Vec<_> = (0..AT_ONCE)
+        f.replacing(&[("credential", answer)]).into_iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+    let barrier = Arc::new(Barrier::new(n));
+    let handles: Vec<_> = (0..n)
         .map(|_| {
             let (barrier, fields, action) = (barrier.clone(), fields.clone(), f.action.clone());
             let mut copy = Session { port: b.port, headers: b.headers.clone(), cookies: b.cookies.clone() };
@@ -194,7 +188,18 @@ fn many_concurrent_answers_to_one_prompt_let_in_once() {
             })
         })
         .collect();
-    let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+#[test]
+fn many_concurrent_answers_to_one_prompt_let_in_once() {
+    let s = stack("TwoFactorMaxAttempts 20\n");
+    let mut b = Session::direct(s.protected.port, "carol");
+    let mut k = key();
+    assert_eq!(register(&mut b, &mut k, "Key").status, 200);
+    let page = b.follow("/2fa/webauthn");
+    let (f, answer) = sign_in_answer(&mut b, &mut k, &page.text());
+    let statuses = post_at_once(&b, &f, &answer, AT_ONCE);
     assert_eq!(statuses.iter().filter(|s| **s == 303).count(), 1, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), AT_ONCE - 1, "{statuses:?}");
     assert_eq!(values(&s, "carol", "twoFactorCompletion").len(), 1);
@@ -378,4 +383,31 @@ fn a_user_with_a_passkey_and_an_authenticator_app_is_offered_the_passkey_first_a
     assert!(again.text().contains("That code is not right"), "{}", again.text());
     assert!(again.text().contains("action=\"/2fa/totp\""), "{}", again.text());
     assert!(again.text().contains("id=\"use-passkey\""), "{}", again.text());
+}
+
+#[test]
+fn forty_answers_at_once_are_checked_once_and_never_beyond_the_attempt_limit() {
+    // More answers than TwoFactorMaxAttempts: the lock may land before the
+    // one answer that passes the prompt is recorded, so at most one gets in.
+    let s = stack("TwoFactorMaxAttempts 20\n");
+    let mut b = Session::direct(s.protected.port, "carol");
+    let mut k = key();
+    assert_eq!(register(&mut b, &mut k, "Key").status, 200);
+    let page = b.follow("/2fa/webauthn");
+    let (f, answer) = sign_in_answer(&mut b, &mut k, &page.text());
+    let statuses = post_at_once(&b, &f, &answer, 40);
+    let admitted = statuses.iter().filter(|s| **s == 303).count();
+    assert!(admitted <= 1, "{statuses:?}");
+    assert!(statuses.iter().all(|s| [200, 303, 403, 503].contains(s)), "{statuses:?}");
+    assert_eq!(values(&s, "carol", "twoFactorCompletion").len(), admitted);
+    // Only one answer passed the prompt; the rest were refused unchecked:
+    // the prompt used up (counted), or already gone when they looked (not).
+    let log = s.protected.error_log();
+    let fails: Vec<&str> = log.lines().filter(|l| l.contains("event=webauthn-fail user=carol")).collect();
+    let unchecked = |l: &&str| l.contains("reason=replayed") || l.contains("reason=no-pending-prompt");
+    assert!(fails.iter().all(unchecked), "{fails:#?}");
+    let counted = fails.iter().filter(|l| l.contains(" failures=")).count();
+    assert!(counted <= 20, "{counted} answers counted past the limit");
+    let stored: Value = serde_json::from_str(&values(&s, "carol", "twoFactorWebAuthn")[0]).unwrap();
+    assert!(stored["k"]["counter"].as_u64().unwrap() <= 2, "the counter moved at most once: {stored}");
 }

@@ -186,6 +186,13 @@ fn end_user_address(req: &Request<'_>) -> Option<IpAddr> {
     apache.filter(|ip| Some(*ip) != req.peer_ip())
 }
 
+/// A form of a factor `TwoFactorMethods` does not offer: one log line
+/// (the caller answers).
+pub(crate) fn not_offered(req: &mut Request<'_>, ctx: &Ctx<'_>, method: Method) {
+    let (user, method) = (ctx.user.as_str(), method.as_str());
+    event!(req, Level::Warn, "deny", "reason" = "method-not-offered", "user" = user, "method" = method);
+}
+
 pub(crate) fn locked_page(until: u64) -> Outcome {
     let when = (until != LOCKED_UNTIL_UNLOCKED).then(|| admin::iso8601(until).replace('T', " ").replace('Z', ""));
     let minutes = until.saturating_sub(now()).div_ceil(60);

@@ -139,14 +139,7 @@ fn open_pending(ctx: &Ctx<'_>, entry: &UserEntry) -> Option<(Secret, TotpParams,
 
 pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> Outcome {
     if !ctx.offers(Method::Totp) {
-        event!(
-            req,
-            Level::Warn,
-            "deny",
-            "reason" = "method-not-offered",
-            "user" = ctx.user.as_str(),
-            "method" = "totp"
-        );
+        super::ctx::not_offered(req, ctx, Method::Totp);
         return super::steps::start(req, ctx, Some("Authenticator apps are not accepted here."));
     }
     let proof = ctx.field("proof").unwrap_or("").to_string();

@@ -16,7 +16,7 @@ use twofactor_core::store::{Change, Directory, StoreError, UserEntry};
 use twofactor_core::text::log_field;
 use twofactor_core::{form, pages, text};
 
-use super::ctx::{directory_trouble, Ctx};
+use super::ctx::{directory_trouble, not_offered, Ctx};
 use super::{eligibility, steps};
 use crate::apache::log::{event, Level};
 use crate::apache::{status, Request};
@@ -47,14 +47,7 @@ fn json_error(status: std::ffi::c_int, message: &str) -> Outcome {
 /// refuses `webauthn` without an origin; fail closed anyway).
 fn relying_party(req: &mut Request<'_>, ctx: &Ctx<'_>) -> Option<RelyingParty> {
     if !ctx.offers(Method::WebAuthn) {
-        event!(
-            req,
-            Level::Warn,
-            "deny",
-            "reason" = "method-not-offered",
-            "user" = ctx.user.as_str(),
-            "method" = "webauthn"
-        );
+        not_offered(req, ctx, Method::WebAuthn);
         return None;
     }
     let settings = ctx.st.settings.webauthn.as_ref()?;
@@ -259,62 +252,27 @@ pub fn register(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> Outcome {
     let Some((value, Ceremony::Register { name, state })) =
         passkeys::pending_of(ctx.keys, s, &entry, &ctx.nonce, REGISTER, ctx.now)
     else {
-        event!(
-            req,
-            Level::Info,
-            "enroll-fail",
-            "user" = ctx.user.as_str(),
-            "method" = "webauthn",
-            "reason" = "no-pending-prompt"
-        );
-        return register_page(req, ctx, &proof, Some("The prompt expired or was answered already. Try again."));
+        let message = "The prompt expired or was answered already. Try again.";
+        return not_registered(req, ctx, &proof, Level::Info, "no-pending-prompt", message);
     };
     match passkeys::use_up(&ctx.directory, s, &entry.dn, &value) {
         Ok(true) => {}
         Ok(false) => {
-            event!(
-                req,
-                Level::Warn,
-                "enroll-fail",
-                "user" = ctx.user.as_str(),
-                "method" = "webauthn",
-                "reason" = "replayed"
-            );
-            return register_page(req, ctx, &proof, Some("This registration was answered already."));
+            let message = "This registration was answered already.";
+            return not_registered(req, ctx, &proof, Level::Warn, "replayed", message);
         }
         Err(e) => return directory_trouble(req, ctx, &e),
     }
     let credential = match passkeys::finish_registration(&rp, &answer, &state) {
         Ok(credential) => credential,
         Err(rejection) => {
-            let reason = rejection.reason();
-            event!(
-                req,
-                Level::Warn,
-                "enroll-fail",
-                "user" = ctx.user.as_str(),
-                "method" = "webauthn",
-                "reason" = reason
-            );
-            return register_page(
-                req,
-                ctx,
-                &proof,
-                Some("Your passkey or security key could not be registered. Try again."),
-            );
+            let message = "Your passkey or security key could not be registered. Try again.";
+            return not_registered(req, ctx, &proof, Level::Warn, rejection.reason(), message);
         }
     };
-    let existing = passkeys::credentials(&entry, s);
-    if existing.iter().any(|(_, c)| c.credential.cred_id == credential.cred_id) {
-        event!(
-            req,
-            Level::Info,
-            "enroll-fail",
-            "user" = ctx.user.as_str(),
-            "method" = "webauthn",
-            "reason" = "duplicate"
-        );
-        return register_page(req, ctx, &proof, Some("This passkey or security key is registered already."));
+    if passkeys::credentials(&entry, s).iter().any(|(_, c)| c.credential.cred_id == credential.cred_id) {
+        let message = "This passkey or security key is registered already.";
+        return not_registered(req, ctx, &proof, Level::Info, "duplicate", message);
     }
     let stored = StoredCredential { name, created: ctx.now, last_used: None, credential };
     let codes = new_recovery_codes(ctx, &entry);
@@ -341,6 +299,19 @@ pub fn register(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> Outcome {
     // On to the prompt: the new key signs in (registering it proves nothing yet).
     let continue_to = format!("{}/webauthn?r={}", s.challenge_url, form::encode(&ctx.return_token));
     Outcome::Page(status::OK, pages::passkey_added(&stored.name, &codes, &continue_to))
+}
+
+/// A registration answer that is not saved: one log line, and the page again saying why.
+fn not_registered(
+    req: &mut Request<'_>,
+    ctx: &mut Ctx<'_>,
+    proof: &str,
+    level: Level,
+    reason: &str,
+    message: &str,
+) -> Outcome {
+    event!(req, level, "enroll-fail", "user" = ctx.user.as_str(), "method" = "webauthn", "reason" = reason);
+    register_page(req, ctx, proof, Some(message))
 }
 
 /// Recovery codes for a user who registers a first factor and has none

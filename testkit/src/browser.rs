@@ -508,12 +508,6 @@ impl Browser {
         self.cmd("POST", &format!("webauthn/authenticator/{id}/credential"), credential, "add a credential");
     }
 
-    /// Whether the virtual authenticator's user verification succeeds.
-    pub fn set_user_verified(&self, id: &str, verified: bool) {
-        let body = json!({ "isUserVerified": verified });
-        self.cmd("POST", &format!("webauthn/authenticator/{id}/uv"), body, "set user verified");
-    }
-
     /// Saves a PNG of the viewport as `name`(.png) in the artifacts
     /// directory and returns its path.
     pub fn screenshot(&self, name: &str) -> PathBuf {

@@ -116,11 +116,6 @@ impl MethodSet {
     pub fn from_bits(bits: u8) -> MethodSet {
         MethodSet(bits & MethodSet::of(&Method::ALL).0)
     }
-
-    /// `totp webauthn`, for log lines and pages.
-    pub fn names(self) -> String {
-        self.methods().map(Method::as_str).collect::<Vec<_>>().join(" ")
-    }
 }
 
 /// What a user shows before (re-)enrolling a TOTP secret.

@@ -356,7 +356,7 @@ fn require_method_is_per_location_and_merges_child_first() {
     )
     .unwrap();
     let merged = DirConfig::merge(&parent, &own);
-    assert_eq!(merged.require_methods.unwrap().names(), "totp webauthn");
+    assert_eq!(merged.require_methods, Some(MethodSet::of(&[Method::Totp, Method::WebAuthn])));
 }
 
 #[test]
