@@ -43,6 +43,7 @@ use twofactor_core::config::Algorithm;
 use twofactor_core::keys::Keys;
 use twofactor_core::secret::Secret;
 use twofactor_core::store::codec::Completion;
+use twofactor_core::store::signed::Signer;
 use twofactor_core::totp::{self, TotpParams};
 
 const COOKIE: &str = "QkVOQ0hCRU5DSEJFTkNIQkVOQ0hCRU5DSEJFTkNIQkU";
@@ -202,7 +203,7 @@ fn main() {
         expires: now + 8 * 3600,
         method: "totp".into(),
     }
-    .encode();
+    .seal(&Signer::new(&keys, "alice", false));
     slapd.modify_ldif(&format!(
         "dn: {dn}\nchangetype: modify\nadd: twoFactorCompletion\ntwoFactorCompletion: {value}\n-\n\
          add: employeeType\nemployeeType: second-factor\n",

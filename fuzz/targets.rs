@@ -17,6 +17,7 @@ use twofactor_core::factors::{lockout, recovery};
 use twofactor_core::keys::Keys;
 use twofactor_core::secret::Secret;
 use twofactor_core::store::codec::{Completion, Failures};
+use twofactor_core::store::signed::Signer;
 use twofactor_core::totp::{self, LastStep, TotpParams, TotpRecord};
 use twofactor_core::{apacheconf, form, identity, import, path, token};
 
@@ -138,31 +139,37 @@ pub fn form_body(data: &[u8]) {
 }
 
 /// Every LDAP state value decoder (a value from the directory is input
-/// too): whatever decodes encodes back to the same value.
+/// too), behind the signed envelope and, as an earlier version wrote
+/// them, without it: whatever opens seals back to a value that opens the same.
 pub fn state_values(data: &[u8]) {
     let value = text(data);
-    if let Some(c) = Completion::decode(&value) {
-        assert_eq!(Completion::decode(&c.encode()), Some(c));
-    }
-    if let Some(f) = Failures::decode(&value) {
-        assert_eq!(Failures::decode(&f.encode()), Some(f));
+    for accept_unsigned in [false, true] {
+        let signer = Signer::new(keys(), "alice", accept_unsigned);
+        if let Some(c) = Completion::open(&signer, &value) {
+            assert_eq!(Completion::open(&signer, &c.seal(&signer)), Some(c));
+        }
+        if let Some(f) = Failures::open(&signer, &value) {
+            assert_eq!(Failures::open(&signer, &f.seal(&signer)), Some(f));
+        }
+        let stored = lockout::Stored::of(&signer, std::slice::from_ref(&value), 1000);
         let limits = lockout::Limits { max_attempts: 5, auto_unlock: None };
-        let _ = lockout::reserve(Some(&value), 1000, limits);
-        let _ = lockout::after_wrong_code(Some(&value), 1000, limits);
-        let _ = lockout::after_right_code(Some(&value), 1000);
+        let _ = lockout::reserve(&stored, 1000, limits);
+        let _ = lockout::after_wrong_code(&stored, 1000, limits);
+        let _ = lockout::after_right_code(&stored, 1000);
+        let _ = twofactor_core::store::codec::locked_until(&signer, std::slice::from_ref(&value), 1000);
+        if let Some(e) = EmailCode::open(&signer, &value) {
+            assert_eq!(EmailCode::open(&signer, &e.seal(&signer)), Some(e));
+        }
+        if let Some(r) = TotpRecord::open(&signer, &value) {
+            assert!(TotpRecord::open(&signer, &r.seal(&signer)).is_some());
+            let _ = keys().open(&totp::seal_context("alice"), &r.sealed);
+        }
+        if let Some(l) = LastStep::open(&signer, &value) {
+            assert_eq!(LastStep::open(&signer, &l.seal(&signer)), Some(l));
+        }
+        let _ = recovery::matching(&signer, std::slice::from_ref(&value), "abcde-fghij");
     }
-    let _ = twofactor_core::store::codec::locked_until(std::slice::from_ref(&value), 1000);
-    if let Some(e) = EmailCode::decode(&value) {
-        assert_eq!(EmailCode::decode(&e.encode()), Some(e));
-    }
-    if let Some(r) = TotpRecord::decode(&value) {
-        assert!(TotpRecord::decode(&r.encode()).is_some());
-        let _ = keys().open(&totp::seal_context("alice"), &r.sealed);
-    }
-    if let Some(l) = LastStep::decode(&value) {
-        assert_eq!(LastStep::decode(&l.encode()), Some(l));
-    }
-    let _ = recovery::matching(&[value], keys(), "alice", "abcde-fghij");
+    let _ = twofactor_core::tamper::take();
 }
 
 /// A hardware token seed file in CSV.

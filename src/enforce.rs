@@ -20,7 +20,7 @@ use twofactor_core::outage::ErrorLine;
 use twofactor_core::policy::Refusal;
 use twofactor_core::store::{Directory, StoreError};
 use twofactor_core::text::log_field;
-use twofactor_core::{identity, pages, path, token};
+use twofactor_core::{identity, pages, path, tamper, token};
 
 use crate::apache::log::{event, Level};
 use crate::apache::{status, Request, Table};
@@ -246,9 +246,14 @@ fn evaluate(req: &mut Request<'_>, st: &ServerState, challenge: bool) -> Outcome
         requested_with: req.get(Table::In, c"X-Requested-With"),
     };
     let directory = st.directory.as_ref().map(|d| d as &dyn Directory);
+    // Notes left on this thread by work outside a request are not this request's.
+    tamper::take();
     let started = Instant::now();
     let verdict = access::decide(&facts, s, directory, &st.cache, now(), started);
     crate::metrics::count(|m| counted(m, &verdict, started));
+    if let Some(user) = verdict.user() {
+        log_tampering(req, user);
+    }
     if verdict.directory_answered() {
         note_directory_answered(req, st);
     }
@@ -258,6 +263,16 @@ fn evaluate(req: &mut Request<'_>, st: &ServerState, challenge: bool) -> Outcome
         }
     }
     carry_out(req, st, verdict)
+}
+
+/// One error line per role whose stored value this request found failing
+/// its check (`core::tamper`), and the metric. The value itself is never
+/// logged: it may hold hashes, and it is whatever someone wrote.
+pub fn log_tampering(req: &Request<'_>, user: &str) {
+    for (role, why) in tamper::take() {
+        crate::metrics::count(|m| m.tampered(role.as_str()));
+        event!(req, Level::Error, "tampered", "role" = role.as_str(), "user" = user, "reason" = why.as_str());
+    }
 }
 
 /// The decision in the metrics: its result and reason, its time, and

@@ -9,6 +9,7 @@
 
 #![deny(unsafe_code)]
 
+mod anchor;
 #[allow(unsafe_code)]
 mod apache;
 mod challenge;

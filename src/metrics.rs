@@ -31,7 +31,8 @@ pub fn set_up(main: Server<'_>) -> Result<(), &'static str> {
     if COUNTERS.get().is_some() {
         return Ok(());
     }
-    let counters = shm::counters(main, rows() * ROW_LEN).ok_or("no shared memory for the metrics")?;
+    let counters =
+        shm::words(main, shm::Segment::Metrics, rows() * ROW_LEN).ok_or("no shared memory for the metrics")?;
     let _ = COUNTERS.set(counters);
     Ok(())
 }

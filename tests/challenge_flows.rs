@@ -12,7 +12,10 @@ use testkit::apache::ApacheOptions;
 use testkit::session::{element_text, form, form_where, list_items, passcode_in, Session};
 use testkit::stack::{Stack, StackOptions};
 use twofactor_core::config::Algorithm;
+use twofactor_core::keys::Keys;
+use twofactor_core::secret::Secret;
 use twofactor_core::store::codec::Failures;
+use twofactor_core::store::signed::Signer;
 use twofactor_core::totp::{self, TotpParams};
 
 fn now() -> u64 {
@@ -317,20 +320,16 @@ fn lockout_after_max_attempts_and_auto_unlock() {
 
     // The lock ends by itself (here: its end moved into the past).
     let dn = s.slapd.user_dn("alice");
-    let failures = twofactor_core::store::codec::Failures {
-        count: 3,
-        last: now() - 700,
-        locked_until: Some(now() - 1),
-        pending: 0,
-    };
+    let failures =
+        Failures { count: 3, last: now() - 700, locked_until: Some(now() - 1), pending: 0, generation: u64::MAX / 2 };
     s.slapd.modify_ldif(&format!(
         "dn: {dn}\nchangetype: modify\nreplace: twoFactorFailures\ntwoFactorFailures: {}\n",
-        failures.encode()
+        failures.seal(&Signer::new(&keys(&s), "alice", false))
     ));
     let page = b.follow("/app/");
     let f = form(&page.text(), "/totp");
     assert_eq!(b.post(&f.action, &f.with(&[("code", &code(&secret, 1))])).status, 303);
-    assert!(s.slapd.attr_values(&dn, "twoFactorFailures").is_empty(), "a success resets the count");
+    assert_eq!(stored_failures(&s, "alice").count, 0, "a success resets the count");
     s.protected.wait_for_error_log("event=unlocked user=alice reason=lock-expired");
 }
 
@@ -356,9 +355,7 @@ fn parallel_wrong_guesses_all_count() {
     for h in handles {
         h.join().unwrap();
     }
-    let stored = s.slapd.attr_values(&s.slapd.user_dn("alice"), "twoFactorFailures");
-    let failures = twofactor_core::store::codec::Failures::decode(&stored[0]).unwrap();
-    assert_eq!(failures.count, 12, "every wrong guess counted");
+    assert_eq!(stored_failures(&s, "alice").count, 12, "every wrong guess counted");
 }
 
 /// A stack whose protected Apache has two children and enough threads for
@@ -397,7 +394,13 @@ fn burst(s: &Stack, user: &str, codes: &[String]) -> Vec<u16> {
 
 fn stored_failures(s: &Stack, user: &str) -> Failures {
     let stored = s.slapd.attr_values(&s.slapd.user_dn(user), "twoFactorFailures");
-    Failures::decode(stored.first().expect("a failures value")).expect("a readable failures value")
+    let keys = keys(s);
+    Failures::open(&Signer::new(&keys, user, false), stored.first().expect("a failures value"))
+        .expect("a genuine failures value")
+}
+
+fn keys(s: &Stack) -> Keys {
+    Keys::from_files(&[Secret::new(std::fs::read(&s.key_file).unwrap())]).unwrap()
 }
 
 /// Checked codes, as the operator sees them.

@@ -11,6 +11,7 @@ use twofactor_core::completion::Presented;
 use twofactor_core::keys::Keys;
 use twofactor_core::secret::Secret;
 use twofactor_core::store::codec::Completion;
+use twofactor_core::store::signed::Signer;
 
 const COOKIE: &str = "Q0FGRUJBQkVDQUZFQkFCRUNBRkVCQUJFQ0FGRUJBQkU";
 const OTHER_COOKIE: &str = "T1RIRVJPVEhFUk9USEVST1RIRVJPVEhFUk9USEVST1Q";
@@ -29,7 +30,9 @@ fn keys(s: &Stack) -> Keys {
 
 /// Stores a completion for `uid` directly in the directory (as the challenge would).
 fn store_completion(s: &Stack, uid: &str, attr: &str, presented: Presented<'_>, issued: u64, expires: u64) {
-    let value = Completion { bound: presented.bound(&keys(s)), issued, expires, method: "totp".into() }.encode();
+    let keys = keys(s);
+    let completion = Completion { bound: presented.bound(&keys), issued, expires, method: "totp".into() };
+    let value = completion.seal(&Signer::new(&keys, uid, false));
     s.slapd.modify_ldif(&format!("dn: {}\nchangetype: modify\nadd: {attr}\n{attr}: {value}\n", s.slapd.user_dn(uid)));
 }
 
@@ -245,12 +248,17 @@ fn mapped_attributes_for_directories_without_the_schema() {
     assert_eq!(with_cookie("/app/", "alice", COOKIE).send(port).status, 303, "the default attribute is not read");
     store_completion(&s, "bob", "carLicense", Presented::Cookie(COOKIE.as_bytes()), now(), now() + 3600);
     assert_eq!(with_cookie("/app/", "bob", COOKIE).send(port).status, 200);
-    let locked =
-        twofactor_core::store::codec::Failures { count: 5, last: now(), locked_until: Some(now() + 600), pending: 0 };
+    let locked = twofactor_core::store::codec::Failures {
+        count: 5,
+        last: now(),
+        locked_until: Some(now() + 600),
+        pending: 0,
+        generation: 1,
+    };
     s.slapd.modify_ldif(&format!(
         "dn: {}\nchangetype: modify\nadd: roomNumber\nroomNumber: {}\n",
         s.slapd.user_dn("bob"),
-        locked.encode()
+        locked.seal(&Signer::new(&keys(&s), "bob", false))
     ));
     // Locked: navigations go to the challenge (which explains), the rest get
     // 403. The allow above may be cached for the TTL: use a fresh binding.

@@ -16,6 +16,7 @@ use twofactor_core::completion::Presented;
 use twofactor_core::keys::Keys;
 use twofactor_core::secret::Secret;
 use twofactor_core::store::codec::Completion;
+use twofactor_core::store::signed::Signer;
 
 const ALICE_COOKIE: &str = "QUxJQ0VBTElDRUFMSUNFQUxJQ0VBTElDRUFMSUNFQUw";
 const BOB_COOKIE: &str = "Qk9CQk9CQk9CQk9CQk9CQk9CQk9CQk9CQk9CQk9CQk9";
@@ -41,7 +42,7 @@ fn store_completion(s: &Stack, uid: &str, cookie: &str) {
         expires: now() + 3600,
         method: "totp".into(),
     }
-    .encode();
+    .seal(&Signer::new(&keys, uid, false));
     s.slapd.modify_ldif(&format!(
         "dn: {}\nchangetype: modify\nadd: twoFactorCompletion\ntwoFactorCompletion: {value}\n",
         s.slapd.user_dn(uid)
@@ -298,7 +299,7 @@ fn failover_to_the_second_directory_and_back() {
             expires: now() + 3600,
             method: "totp".into(),
         }
-        .encode();
+        .seal(&Signer::new(&keys, uid, false));
         slapd.modify_ldif(&format!(
             "dn: {}\nchangetype: modify\nadd: twoFactorCompletion\ntwoFactorCompletion: {value}\n",
             slapd.user_dn(uid)

@@ -240,8 +240,11 @@ fn two_sites_with_replicated_directories() {
     // not judged: this is the directory's behaviour, and why
     // docs/operations.md advises one provider for every site's writes.
     let agreed = wait_until(Duration::from_secs(3), || failures_value(&s1, "carol") == failures_value(&s2, "carol"));
+    let key = std::fs::read(t.a.root.join("twofactor.key")).unwrap();
+    let keys = twofactor_core::keys::Keys::from_files(&[twofactor_core::secret::Secret::new(key)]).unwrap();
+    let carol = twofactor_core::store::signed::Signer::new(&keys, "carol", false);
     let state = |d: &LdapDirectory| match failures_value(d, "carol")
-        .and_then(|v| twofactor_core::store::codec::Failures::decode(&v))
+        .and_then(|v| twofactor_core::store::codec::Failures::open(&carol, &v))
     {
         Some(f) if f.is_locked(now()) => "locked".to_string(),
         Some(f) => format!("count {}", f.count),

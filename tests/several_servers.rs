@@ -132,7 +132,10 @@ fn parallel_guesses_split_between_two_servers_check_at_most_max_attempts_and_the
     eprintln!("40 wrong codes split between two servers: {checked} checked");
     assert!(checked <= 5, "{checked} wrong codes were checked across both servers");
     let stored = t.s.slapd.attr_values(&t.s.slapd.user_dn("alice"), "twoFactorFailures");
-    assert!(Failures::decode(&stored[0]).unwrap().is_locked(now()));
+    let key = std::fs::read(&t.s.key_file).unwrap();
+    let keys = twofactor_core::keys::Keys::from_files(&[twofactor_core::secret::Secret::new(key)]).unwrap();
+    let alice = twofactor_core::store::signed::Signer::new(&keys, "alice", false);
+    assert!(Failures::open(&alice, &stored[0]).unwrap().is_locked(now()));
     // The lock lives in the directory: a restarted server still sees it.
     t.b.restart_with(&protected_body(&t.b.root, &t.s.slapd, &t.s.smtp, &t.s.backend, ""));
     for port in [a, t.b.port] {

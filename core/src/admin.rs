@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::completion;
 use crate::config::{Role, Settings};
+use crate::factors::lockout;
 use crate::factors::totp::{Enrollment, Replacing};
 use crate::factors::{self, recovery};
 use crate::keys::Keys;
@@ -12,7 +13,9 @@ use crate::mail::{Mailer, SmtpMailer};
 use crate::notify::{self, Notice, Origin};
 use crate::secret::Secret;
 use crate::store::codec::{Bound, Completion, Failures, LOCKED_UNTIL_UNLOCKED};
-use crate::store::{schema, Change, Directory, Lookup, StoreError};
+use crate::store::signed::{Opened, Signer};
+use crate::store::{cas, schema, Change, Directory, Lookup, StoreError, UserEntry};
+use crate::tamper;
 use crate::totp::{self, seal_context, TotpParams, TotpRecord};
 
 /// Why an administrative command failed; `exit_code` follows Unix habits.
@@ -89,6 +92,19 @@ pub struct Status {
     pub completions: Vec<CompletionInfo>,
     pub recovery_codes_left: usize,
     pub passkeys: Vec<PasskeyInfo>,
+    /// Stored values that did not pass their check (ignored, or a lock).
+    pub untrusted: Vec<UntrustedValue>,
+}
+
+/// A stored value the module does not trust, and why (`tamper::Why`).
+#[derive(Debug, Serialize)]
+pub struct UntrustedValue {
+    pub role: &'static str,
+    pub reason: &'static str,
+}
+
+fn untrusted_found() -> Vec<UntrustedValue> {
+    tamper::take().into_iter().map(|(role, why)| UntrustedValue { role: role.as_str(), reason: why.as_str() }).collect()
 }
 
 /// A registered passkey or security key (its public part only).
@@ -161,14 +177,22 @@ fn find(directory: &dyn Directory, settings: &Settings, user: &str) -> Result<cr
     }
 }
 
+fn signer<'a>(settings: &'a Settings, entry: &UserEntry) -> Result<Signer<'a>, AdminError> {
+    Ok(Signer::new(keys(settings)?, &entry.username, settings.accept_unsigned_state))
+}
+
 pub fn status(directory: &dyn Directory, settings: &Settings, user: &str, now: u64) -> Result<Status, AdminError> {
     let entry = find(directory, settings, user)?;
-    let failures =
-        entry.values(settings.attribute(Role::Failures)).first().and_then(|v| Failures::decode(v)).unwrap_or_default();
+    let signer = signer(settings, &entry)?;
+    tamper::take();
+    let failures_values = entry.values(settings.attribute(Role::Failures));
+    let failures = failures_values.first().and_then(|v| Failures::open(&signer, v)).unwrap_or_default();
+    // What the access check makes of the value: an untrusted one is a lock.
+    let locked_until = crate::store::codec::locked_until(&signer, failures_values, now);
     let completions = entry
         .values(settings.attribute(Role::Completion))
         .iter()
-        .filter_map(|v| Completion::decode(v))
+        .filter_map(|v| Completion::open(&signer, v))
         .map(|c| CompletionInfo {
             method: c.method.clone(),
             issued: iso8601(c.issued),
@@ -184,26 +208,25 @@ pub fn status(directory: &dyn Directory, settings: &Settings, user: &str, now: u
         user: entry.username.clone(),
         dn: entry.dn.clone(),
         enrolled: factors::TOTP.enrolled(&entry, settings),
-        totp: entry.values(settings.attribute(Role::Totp)).first().and_then(|v| TotpRecord::decode(v)).map(|r| {
-            TotpInfo {
+        totp: entry.values(settings.attribute(Role::Totp)).first().and_then(|v| TotpRecord::open(&signer, v)).map(
+            |r| TotpInfo {
                 algorithm: r.params.algorithm.as_str(),
                 digits: r.params.digits,
                 period: r.params.period,
                 serial: r.serial,
-            }
-        }),
-        locked: failures.is_locked(now),
-        locked_until: failures.locked_until.filter(|_| failures.is_locked(now)).map(|u| {
-            if u == LOCKED_UNTIL_UNLOCKED {
-                "never".to_string()
-            } else {
-                iso8601(u)
-            }
-        }),
+            },
+        ),
+        locked: locked_until.is_some(),
+        locked_until: locked_until.map(|u| if u == LOCKED_UNTIL_UNLOCKED { "never".to_string() } else { iso8601(u) }),
         failures: failures.count,
         completions,
-        recovery_codes_left: entry.values(settings.attribute(Role::Recovery)).len(),
+        recovery_codes_left: entry
+            .values(settings.attribute(Role::Recovery))
+            .iter()
+            .filter(|v| signer.open(Role::Recovery, v).is_some())
+            .count(),
         passkeys: passkey_infos(&entry, settings),
+        untrusted: untrusted_found(),
     })
 }
 
@@ -255,7 +278,7 @@ pub fn enroll(
     };
     let sealed = keys.seal(&seal_context(&entry.username), secret.expose()).map_err(AdminError::Io)?;
     let record = TotpRecord { sealed, params, serial: None };
-    directory.modify(&entry.dn, &factors::totp::enrollment_changes(settings, &entry, admin_enrollment(&record)))?;
+    directory.modify(&entry.dn, &factors::totp::enrollment_changes(settings, &entry, admin_enrollment(&record))?)?;
     Ok(Enrolled {
         replaced: !entry.values(settings.attribute(Role::Totp)).is_empty(),
         uri: totp::otpauth_uri(&settings.totp_issuer, &entry.username, secret.expose(), params),
@@ -317,7 +340,7 @@ pub fn import(
             let sealed = keys.seal(&seal_context(&entry.username), seed.secret.expose()).map_err(AdminError::Io)?;
             let record = TotpRecord { sealed, params: seed.params, serial: Some(seed.serial.clone()) };
             directory
-                .modify(&entry.dn, &factors::totp::enrollment_changes(settings, &entry, admin_enrollment(&record)))?;
+                .modify(&entry.dn, &factors::totp::enrollment_changes(settings, &entry, admin_enrollment(&record))?)?;
         }
         assigned.push(ImportedToken {
             serial: seed.serial,
@@ -336,16 +359,16 @@ pub fn new_recovery_codes(
     settings: &Settings,
     user: &str,
 ) -> Result<Vec<String>, AdminError> {
-    let keys = keys(settings)?;
     let n = settings.recovery_codes.ok_or_else(|| AdminError::Usage("TwoFactorRecoveryCodes is Off".into()))?;
     let entry = find(directory, settings, user)?;
+    let signer = signer(settings, &entry)?;
     let codes = recovery::generate(n).map_err(AdminError::Io)?;
     let attr = settings.attribute(Role::Recovery);
     let mut changes = Vec::with_capacity(2);
     if let Some(class) = schema::class_for(attr).filter(|c| !entry.has_object_class(c)) {
         changes.push(Change::Add("objectClass".into(), vec![class.into()]));
     }
-    let values = codes.iter().map(|c| recovery::stored_value(keys, &entry.username, c)).collect();
+    let values = codes.iter().map(|c| recovery::stored_value(&signer, c)).collect();
     changes.push(Change::Replace(attr.into(), values));
     directory.modify(&entry.dn, &changes)?;
     Ok(codes)
@@ -379,28 +402,48 @@ pub fn notify_user(
 const NOTICE_SMTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Removes every piece of a user's second-factor state: they enroll again.
-pub fn reset(directory: &dyn Directory, settings: &Settings, user: &str) -> Result<usize, AdminError> {
+/// The failure count is written back to zero, not deleted (servers that
+/// remember it would take a missing count for tampering). Returns how many
+/// roles held something.
+pub fn reset(directory: &dyn Directory, settings: &Settings, user: &str, now: u64) -> Result<usize, AdminError> {
     let entry = find(directory, settings, user)?;
-    let changes: Vec<Change> = Role::ALL
+    let signer = signer(settings, &entry)?;
+    let failures = settings.attribute(Role::Failures);
+    let held = Role::ALL.iter().filter(|r| !entry.values(settings.attribute(**r)).is_empty()).count();
+    let mut changes: Vec<Change> = Role::ALL
         .iter()
         .map(|r| settings.attribute(*r))
-        .filter(|a| !entry.values(a).is_empty())
+        .filter(|a| *a != failures && !entry.values(a).is_empty())
         .map(|a| Change::Delete(a.into(), Vec::new()))
         .collect();
-    let count = changes.len();
-    if count > 0 {
-        directory.modify(&entry.dn, &changes)?;
+    let previous = entry.values(failures).first().and_then(|v| Failures::open(&signer, v)).map_or(0, |f| f.generation);
+    if let Some(class) = schema::class_for(failures).filter(|c| !entry.has_object_class(c)) {
+        changes.push(Change::Add("objectClass".into(), vec![class.into()]));
     }
-    Ok(count)
+    changes.push(Change::Replace(failures.into(), vec![lockout::cleared(previous, now).seal(&signer)]));
+    directory.modify(&entry.dn, &changes)?;
+    tamper::take();
+    Ok(held)
 }
 
-/// Lifts a lock (and forgets the failure count). True if there was one.
+/// Lifts a lock (and forgets the failure count), by writing a count of
+/// zero over whatever is stored, in one compare-and-swap. True if the
+/// account was locked (an untrusted value counts as a lock).
 pub fn unlock(directory: &dyn Directory, settings: &Settings, user: &str, now: u64) -> Result<bool, AdminError> {
     let entry = find(directory, settings, user)?;
     let attr = settings.attribute(Role::Failures);
-    let Some(value) = entry.values(attr).first() else { return Ok(false) };
-    let was_locked = Failures::decode(value).is_none_or(|f| f.is_locked(now));
-    directory.modify(&entry.dn, &[Change::Delete(attr.into(), Vec::new())])?;
+    if entry.values(attr).is_empty() {
+        return Ok(false);
+    }
+    let keys = keys(settings)?;
+    let was_locked = cas::update(directory, user, attr, schema::class_for(attr), |entry, _| {
+        let signer = Signer::new(keys, &entry.username, settings.accept_unsigned_state);
+        let values = entry.values(attr);
+        let was_locked = crate::store::codec::locked_until(&signer, values, now).is_some();
+        let previous = values.first().and_then(|v| Failures::open(&signer, v)).map_or(0, |f| f.generation);
+        cas::Decision::Write(Some(lockout::cleared(previous, now).seal(&signer)), was_locked)
+    })?;
+    tamper::take();
     Ok(was_locked)
 }
 
@@ -412,19 +455,23 @@ pub struct LockedUser {
     pub until: String,
 }
 
-/// Users locked at `now`.
+/// Users locked at `now` (an untrusted count is a lock).
 pub fn locked(directory: &dyn Directory, settings: &Settings, now: u64) -> Result<Vec<LockedUser>, AdminError> {
+    let keys = keys(settings)?;
     let attr = settings.attribute(Role::Failures);
     let mut users: Vec<LockedUser> = directory
         .users_with(attr)?
         .into_iter()
         .filter_map(|entry| {
-            let f = Failures::decode(entry.values(attr).first()?)?;
-            let until = f.locked_until.filter(|_| f.is_locked(now))?;
+            let signer = Signer::new(keys, &entry.username, settings.accept_unsigned_state);
+            let values = entry.values(attr);
+            let until = crate::store::codec::locked_until(&signer, values, now)?;
+            let count = values.first().and_then(|v| Failures::open(&signer, v)).map_or(0, |f| f.count);
             let until = if until == LOCKED_UNTIL_UNLOCKED { "never".to_string() } else { iso8601(until) };
-            Some(LockedUser { user: entry.username, failures: f.count, until })
+            Some(LockedUser { user: entry.username, failures: count, until })
         })
         .collect();
+    tamper::take();
     users.sort_by(|a, b| a.user.cmp(&b.user));
     Ok(users)
 }
@@ -437,38 +484,94 @@ pub struct Rekeyed {
     pub current: usize,
     /// Users whose secret no listed key opens (they must enroll again).
     pub unreadable: Vec<String>,
+    /// Stored values signed again with the current key (signed by an older
+    /// one, or written before values were signed).
+    pub resigned: usize,
+    /// Values that did not pass their check, left as they are (the module
+    /// ignores them, or counts them as a lock): `user role reason`.
+    pub untrusted: Vec<String>,
 }
 
-/// Re-seals every stored TOTP secret with the first key file, so that
-/// older key files can be dropped from `TwoFactorSecretKeyFile`.
+/// Re-seals every stored TOTP secret and re-signs every stored value with
+/// the first key file, so that older key files can be dropped from
+/// `TwoFactorSecretKeyFile`; values written before values were signed are
+/// signed too (the migration after an upgrade). One compare-and-swap per
+/// user and role: a value the module rewrote meanwhile is left to it.
 pub fn rekey(directory: &dyn Directory, settings: &Settings) -> Result<Rekeyed, AdminError> {
     let keys = keys(settings)?;
-    let attr = settings.attribute(Role::Totp);
     let mut report = Rekeyed::default();
-    for entry in directory.users_with(attr)? {
-        let Some(old) = entry.values(attr).first() else { continue };
-        let opened = TotpRecord::decode(old).and_then(|r| {
-            let (secret, current) = keys.open(&seal_context(&entry.username), &r.sealed)?;
-            Some((r, secret, current))
-        });
-        match opened {
-            None => report.unreadable.push(entry.username.clone()),
-            Some((_, _, true)) => report.current += 1,
-            Some((record, secret, false)) => {
-                let sealed = keys.seal(&seal_context(&entry.username), secret.expose()).map_err(AdminError::Io)?;
-                let new = TotpRecord { sealed, ..record };
-                // Compare-and-swap: a user who re-enrolled meanwhile keeps the new secret.
-                match directory.modify(
-                    &entry.dn,
-                    &[Change::Delete(attr.into(), vec![old.clone()]), Change::Add(attr.into(), vec![new.encode()])],
-                ) {
-                    Ok(()) | Err(StoreError::Conflict) => report.resealed += 1,
-                    Err(e) => return Err(e.into()),
-                }
+    for role in Role::ALL {
+        let attr = settings.attribute(role);
+        for entry in directory.users_with(attr)? {
+            // The migration reads what earlier versions wrote, whatever the directive says.
+            let signer = Signer::new(keys, &entry.username, true);
+            let mut old = Vec::new();
+            let mut new = Vec::new();
+            for value in entry.values(attr) {
+                let payload = match signer.check(role, value) {
+                    Opened::Current(_) if role != Role::Totp => continue,
+                    Opened::Current(payload) | Opened::OlderKey(payload) | Opened::Unsigned(payload) => payload,
+                    Opened::Refused(why) => {
+                        report.untrusted.push(format!("{} {} {}", entry.username, role.as_str(), why.as_str()));
+                        continue;
+                    }
+                };
+                let resigned = if role == Role::Totp {
+                    match reseal_totp(keys, &signer, &entry.username, value, &mut report)? {
+                        Some(resealed) => resealed,
+                        None => continue,
+                    }
+                } else {
+                    signer.sign(role, payload)
+                };
+                old.push(value.clone());
+                new.push(resigned);
+            }
+            if old.is_empty() {
+                continue;
+            }
+            let count = old.len();
+            match directory.modify(&entry.dn, &[Change::Delete(attr.into(), old), Change::Add(attr.into(), new)]) {
+                Ok(()) => report.resigned += count,
+                Err(StoreError::Conflict) => {}
+                Err(e) => return Err(e.into()),
             }
         }
     }
+    tamper::take();
     Ok(report)
+}
+
+/// A TOTP value signed and sealed with the current key, or `None` when it
+/// is current already (counted) or its secret cannot be opened (reported).
+fn reseal_totp(
+    keys: &Keys,
+    signer: &Signer<'_>,
+    user: &str,
+    value: &str,
+    report: &mut Rekeyed,
+) -> Result<Option<String>, AdminError> {
+    let signed_now = matches!(signer.check(Role::Totp, value), Opened::Current(_));
+    let opened = TotpRecord::open(signer, value).and_then(|r| {
+        let (secret, current) = keys.open(&seal_context(user), &r.sealed)?;
+        Some((r, secret, current))
+    });
+    match opened {
+        None => {
+            report.unreadable.push(user.to_string());
+            Ok(None)
+        }
+        Some((_, _, true)) if signed_now => {
+            report.current += 1;
+            Ok(None)
+        }
+        Some((record, _, true)) => Ok(Some(record.seal(signer))),
+        Some((record, secret, false)) => {
+            let sealed = keys.seal(&seal_context(user), secret.expose()).map_err(AdminError::Io)?;
+            report.resealed += 1;
+            Ok(Some(TotpRecord { sealed, ..record }.seal(signer)))
+        }
+    }
 }
 
 /// Unix seconds as `2026-11-22T16:14:19Z`.

@@ -5,6 +5,7 @@ use crate::config::{Role, Settings};
 use crate::keys::Keys;
 use crate::store::codec::{Bound, Completion};
 use crate::store::schema::class_for;
+use crate::store::signed::Signer;
 use crate::store::{Change, Directory, Lookup, StoreError};
 
 /// Attempts of the compare-and-swap write before giving up (each round of
@@ -182,8 +183,10 @@ pub fn without_cookie(header: &[u8], name: &str) -> Option<Vec<u8>> {
     Some(kept)
 }
 
-/// The stored completion that lets `presented` in at `now` under `max_age`.
+/// The stored completion that lets `presented` in at `now` under `max_age`
+/// (values that do not pass their check are none).
 pub fn find_valid(
+    signer: &Signer<'_>,
     values: &[String],
     presented: &Presented<'_>,
     keys: &Keys,
@@ -191,7 +194,7 @@ pub fn find_valid(
     max_age: u64,
 ) -> Option<Completion> {
     let hashes = presented.hashes(keys);
-    values.iter().filter_map(|v| Completion::decode(v)).filter(|c| c.is_valid(now, max_age)).find(|c| {
+    values.iter().filter_map(|v| Completion::open(signer, v)).filter(|c| c.is_valid(now, max_age)).find(|c| {
         match (&c.bound, presented) {
             (Bound::Anywhere, Presented::Anywhere) => true,
             (Bound::Session(_), Presented::Cookie(_) | Presented::GatewaySession(_)) => c.is_bound_to(&hashes),
@@ -200,11 +203,12 @@ pub fn find_valid(
     })
 }
 
-/// The changes of the one modify that records `new`: expired values and
-/// the previous value of the same session go, `new` comes. A concurrent
-/// writer that removed one of those values first makes the modify fail
-/// (the caller reads again and retries).
+/// The changes of the one modify that records `new`: expired values, values
+/// that do not pass their check and the previous value of the same session
+/// go, `new` comes. A concurrent writer that removed one of those values
+/// first makes the modify fail (the caller reads again and retries).
 pub fn record_changes(
+    signer: &Signer<'_>,
     attr: &str,
     existing: &[String],
     new: &Completion,
@@ -213,7 +217,7 @@ pub fn record_changes(
 ) -> Vec<Change> {
     let stale: Vec<String> = existing
         .iter()
-        .filter(|v| Completion::decode(v).is_some_and(|c| now >= c.expires || c.bound == new.bound))
+        .filter(|v| Completion::open(signer, v).is_none_or(|c| now >= c.expires || c.bound == new.bound))
         .cloned()
         .collect();
     let mut changes = Vec::with_capacity(3);
@@ -223,7 +227,7 @@ pub fn record_changes(
     if !stale.is_empty() {
         changes.push(Change::Delete(attr.into(), stale));
     }
-    changes.push(Change::Add(attr.into(), vec![new.encode()]));
+    changes.push(Change::Add(attr.into(), vec![new.seal(signer)]));
     changes
 }
 
@@ -242,7 +246,8 @@ pub fn record(directory: &dyn Directory, settings: &Settings, user: &str, new: &
             }
         };
         let class = class_for(attr).filter(|c| !entry.has_object_class(c));
-        let changes = record_changes(attr, entry.values(attr), new, new.issued, class);
+        let signer = settings.signer(&entry.username).ok_or_else(no_key)?;
+        let changes = record_changes(&signer, attr, entry.values(attr), new, new.issued, class);
         match directory.modify(&entry.dn, &changes) {
             Ok(()) => return Ok(()),
             Err(StoreError::Conflict) => continue,
@@ -250,6 +255,11 @@ pub fn record(directory: &dyn Directory, settings: &Settings, user: &str, new: &
         }
     }
     Err(StoreError::Conflict)
+}
+
+/// What a write without a key fails with (start-up refuses such a configuration).
+pub fn no_key() -> StoreError {
+    StoreError::Refused("no TwoFactorSecretKeyFile to sign the value with".into())
 }
 
 /// Removes every completion of `user` (all browsers): `twofactorctl revoke`.
@@ -284,57 +294,94 @@ mod tests {
         Completion { bound: presented.bound(k), issued, expires, method: "totp".into() }
     }
 
+    fn alice(k: &Keys) -> Signer<'_> {
+        Signer::new(k, "alice", false)
+    }
+
     #[test]
     fn a_cookie_finds_its_own_completion_only() {
         let k = keys(&[1]);
+        let s = alice(&k);
         let mine = completion(&k, Presented::Cookie(COOKIE), 100, 1000);
         let other = completion(&k, Presented::Cookie(b"BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"), 100, 1000);
-        let values = vec!["garbage".to_string(), other.encode(), mine.encode()];
-        assert_eq!(find_valid(&values, &Presented::Cookie(COOKIE), &k, 200, 3600), Some(mine.clone()));
-        assert_eq!(find_valid(&values, &Presented::Cookie(COOKIE), &k, 1000, 3600), None, "expired");
-        assert_eq!(find_valid(&values, &Presented::Cookie(COOKIE), &k, 200, 60), None, "older than max age");
-        assert_eq!(find_valid(&values, &Presented::GatewaySession(COOKIE), &k, 200, 3600), None, "other domain");
-        assert_eq!(find_valid(&values, &Presented::Anywhere, &k, 200, 3600), None, "binding none needs a * value");
+        let values = vec!["garbage".to_string(), other.seal(&s), mine.seal(&s)];
+        assert_eq!(find_valid(&s, &values, &Presented::Cookie(COOKIE), &k, 200, 3600), Some(mine.clone()));
+        assert_eq!(find_valid(&s, &values, &Presented::Cookie(COOKIE), &k, 1000, 3600), None, "expired");
+        assert_eq!(find_valid(&s, &values, &Presented::Cookie(COOKIE), &k, 200, 60), None, "older than max age");
+        assert_eq!(find_valid(&s, &values, &Presented::GatewaySession(COOKIE), &k, 200, 3600), None, "other domain");
+        assert_eq!(find_valid(&s, &values, &Presented::Anywhere, &k, 200, 3600), None, "binding none needs *");
+        crate::tamper::take();
+    }
+
+    #[test]
+    fn forged_edited_and_foreign_completions_let_nobody_in() {
+        let k = keys(&[1]);
+        let s = alice(&k);
+        let genuine = completion(&k, Presented::Cookie(COOKIE), 100, 1000);
+        let relabelled = genuine.seal(&s).replace("\"m\":\"totp\"", "\"m\":\"webauthn\"");
+        let extended = genuine.seal(&s).replace("\"e\":1000", "\"e\":99999");
+        let bobs = genuine.seal(&Signer::new(&k, "bob", false));
+        let unsigned = s.open(Role::Completion, &genuine.seal(&s)).unwrap().to_string();
+        let attacker_key = keys(&[9]);
+        let forged = genuine.seal(&Signer::new(&attacker_key, "alice", false));
+        crate::tamper::take();
+        for value in [relabelled, extended, bobs, unsigned, forged] {
+            let found = find_valid(&s, std::slice::from_ref(&value), &Presented::Cookie(COOKIE), &k, 200, 3600);
+            assert_eq!(found, None, "{value}");
+        }
+        assert_eq!(crate::tamper::take().len(), 1, "noted, once for the role");
+        let migrating = Signer::new(&k, "alice", true);
+        let unsigned = s.open(Role::Completion, &genuine.seal(&s)).unwrap().to_string();
+        assert!(find_valid(&migrating, &[unsigned], &Presented::Cookie(COOKIE), &k, 200, 3600).is_some());
     }
 
     #[test]
     fn binding_none_matches_star_values_only() {
         let k = keys(&[1]);
+        let s = alice(&k);
         let any = completion(&k, Presented::Anywhere, 100, 1000);
         let session = completion(&k, Presented::Cookie(COOKIE), 100, 1000);
-        assert!(find_valid(&[any.encode()], &Presented::Anywhere, &k, 200, 3600).is_some());
-        assert!(find_valid(&[any.encode()], &Presented::Cookie(COOKIE), &k, 200, 3600).is_none());
-        assert!(find_valid(&[session.encode()], &Presented::Anywhere, &k, 200, 3600).is_none());
+        assert!(find_valid(&s, &[any.seal(&s)], &Presented::Anywhere, &k, 200, 3600).is_some());
+        assert!(find_valid(&s, &[any.seal(&s)], &Presented::Cookie(COOKIE), &k, 200, 3600).is_none());
+        assert!(find_valid(&s, &[session.seal(&s)], &Presented::Anywhere, &k, 200, 3600).is_none());
     }
 
     #[test]
     fn completions_survive_key_rotation() {
         let old = keys(&[1]);
-        let stored = completion(&old, Presented::Cookie(COOKIE), 100, 1000);
+        let stored = completion(&old, Presented::Cookie(COOKIE), 100, 1000).seal(&alice(&old));
         let rotated = keys(&[2, 1]);
-        assert!(find_valid(&[stored.encode()], &Presented::Cookie(COOKIE), &rotated, 200, 3600).is_some());
-        assert!(find_valid(&[stored.encode()], &Presented::Cookie(COOKIE), &keys(&[2]), 200, 3600).is_none());
+        let cookie = Presented::Cookie(COOKIE);
+        assert!(find_valid(&alice(&rotated), std::slice::from_ref(&stored), &cookie, &rotated, 200, 3600).is_some());
+        let new_only = keys(&[2]);
+        assert!(find_valid(&alice(&new_only), &[stored], &cookie, &new_only, 200, 3600).is_none());
+        crate::tamper::take();
     }
 
     #[test]
-    fn recording_prunes_expired_and_replaced_values() {
+    fn recording_prunes_expired_replaced_and_tampered_values() {
         let k = keys(&[1]);
+        let s = alice(&k);
         let expired = completion(&k, Presented::Cookie(b"BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"), 10, 50);
         let previous = completion(&k, Presented::Cookie(COOKIE), 60, 900);
         let live = completion(&k, Presented::Cookie(b"CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC"), 60, 900);
         let new = completion(&k, Presented::Cookie(COOKIE), 100, 1000);
-        let existing = vec![expired.encode(), previous.encode(), live.encode(), "garbage".into()];
-        let changes = record_changes("twoFactorCompletion", &existing, &new, 100, Some("twoFactorUser"));
+        let existing = vec![expired.seal(&s), previous.seal(&s), live.seal(&s), "garbage".into()];
+        let changes = record_changes(&s, "twoFactorCompletion", &existing, &new, 100, Some("twoFactorUser"));
         assert_eq!(
             changes,
             vec![
                 Change::Add("objectClass".into(), vec!["twoFactorUser".into()]),
-                Change::Delete("twoFactorCompletion".into(), vec![expired.encode(), previous.encode()]),
-                Change::Add("twoFactorCompletion".into(), vec![new.encode()]),
+                Change::Delete(
+                    "twoFactorCompletion".into(),
+                    vec![expired.seal(&s), previous.seal(&s), "garbage".into()]
+                ),
+                Change::Add("twoFactorCompletion".into(), vec![new.seal(&s)]),
             ]
         );
-        let first = record_changes("a", &[], &new, 100, None);
-        assert_eq!(first, vec![Change::Add("a".into(), vec![new.encode()])]);
+        let first = record_changes(&s, "a", &[], &new, 100, None);
+        assert_eq!(first, vec![Change::Add("a".into(), vec![new.seal(&s)])]);
+        crate::tamper::take();
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub enum Purpose {
     Csrf,
     /// Keyed hashes of cookies, gateway session ids, passcodes and recovery codes.
     Hash,
+    /// MACs of the values stored in the directory (`store::signed`).
+    State,
 }
 
 impl Purpose {
@@ -28,6 +30,7 @@ impl Purpose {
             Purpose::ReturnToken => b"return-token",
             Purpose::Csrf => b"csrf-token",
             Purpose::Hash => b"keyed-hash",
+            Purpose::State => b"state-mac",
         }
     }
 }
@@ -36,6 +39,7 @@ struct KeySet {
     return_token: hmac::Key,
     csrf: hmac::Key,
     hash: hmac::Key,
+    state: hmac::Key,
     seal: aead::LessSafeKey,
 }
 
@@ -53,6 +57,7 @@ impl KeySet {
             return_token: mac(Purpose::ReturnToken)?,
             csrf: mac(Purpose::Csrf)?,
             hash: mac(Purpose::Hash)?,
+            state: mac(Purpose::State)?,
             seal: aead::LessSafeKey::new(aead::UnboundKey::from(seal_okm)),
         })
     }
@@ -62,6 +67,7 @@ impl KeySet {
             Purpose::ReturnToken => &self.return_token,
             Purpose::Csrf => &self.csrf,
             Purpose::Hash => &self.hash,
+            Purpose::State => &self.state,
         }
     }
 }
@@ -114,6 +120,25 @@ impl Keys {
     /// Whether `tag` is a MAC of `data` under any accepted key (constant time).
     pub fn verify(&self, purpose: Purpose, data: &[u8], tag: &[u8]) -> bool {
         self.sets.iter().any(|set| hmac::verify(set.mac_key(purpose), data, tag).is_ok())
+    }
+
+    /// Whether `tag` is a MAC of `data` under any accepted key, and under
+    /// which: `Some(true)` for the current one (`false`: due for re-signing).
+    /// `tag` may be a prefix of the MAC (at least 16 bytes). Constant time
+    /// per key.
+    pub fn verify_prefix(&self, purpose: Purpose, data: &[u8], tag: &[u8]) -> Option<bool> {
+        if tag.len() < 16 {
+            return None;
+        }
+        let mut found = None;
+        for (i, set) in self.sets.iter().enumerate() {
+            let full = hmac::sign(set.mac_key(purpose), data);
+            let hit = full.as_ref().get(..tag.len()).is_some_and(|mac| crate::secret::constant_time_eq(mac, tag));
+            if hit && found.is_none() {
+                found = Some(i == 0);
+            }
+        }
+        found
     }
 
     /// Keyed hash of `value` with the current key: what LDAP stores for

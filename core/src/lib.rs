@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod anchor;
 pub mod apacheconf;
 pub mod cache;
 pub mod clock;
@@ -26,6 +27,7 @@ pub mod random;
 pub mod secret;
 pub mod store;
 pub mod success;
+pub mod tamper;
 #[cfg(test)]
 mod testing;
 pub mod text;

@@ -129,6 +129,9 @@ pub const OUTCOMES: [&str; 2] = ["ok", "error"];
 pub const MAIL_KINDS: [&str; 2] = ["passcode", "notice"];
 pub const ENROLLMENT_METHODS: [&str; 2] = ["totp", "webauthn"];
 pub const CACHE_RESULTS: [&str; 2] = ["hit", "miss"];
+/// The state roles whose stored values can fail their check (`event=tampered`).
+pub const STATE_ROLES: [&str; 8] =
+    ["completion", "totp", "totp-last", "failures", "email-code", "recovery", "webauthn", "webauthn-pending"];
 
 /// Upper bounds of the duration histograms' buckets, in seconds.
 pub const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
@@ -148,9 +151,10 @@ const LDAP_TIME_AT: usize = LDAP_OPS_AT + LDAP_OPS.len() * OUTCOMES.len();
 const DECISION_TIME_AT: usize = LDAP_TIME_AT + HISTOGRAM_SLOTS;
 const MAILS_AT: usize = DECISION_TIME_AT + HISTOGRAM_SLOTS;
 const ENROLLMENTS_AT: usize = MAILS_AT + MAIL_KINDS.len() * OUTCOMES.len();
+const TAMPERED_AT: usize = ENROLLMENTS_AT + ENROLLMENT_METHODS.len();
 /// The directory's health as this child last saw it: `seen << 1 | up`,
 /// `seen` in Unix microseconds; the freshest observation of all rows wins.
-const LDAP_SEEN_AT: usize = ENROLLMENTS_AT + ENROLLMENT_METHODS.len();
+const LDAP_SEEN_AT: usize = TAMPERED_AT + STATE_ROLES.len();
 
 /// Counters in one row.
 pub const ROW_LEN: usize = LDAP_SEEN_AT + 1;
@@ -228,6 +232,13 @@ impl<'a> Row<'a> {
     pub fn enrollment(&self, method: &str) {
         if let Some(m) = position(&ENROLLMENT_METHODS, method) {
             self.add(ENROLLMENTS_AT + m);
+        }
+    }
+
+    /// A request found a stored value of `role` it does not trust.
+    pub fn tampered(&self, role: &str) {
+        if let Some(r) = position(&STATE_ROLES, role) {
+            self.add(TAMPERED_AT + r);
         }
     }
 
@@ -309,6 +320,10 @@ impl Totals {
         self.slots[LOCKS_AT]
     }
 
+    pub fn tampered(&self, role: &str) -> u64 {
+        position(&STATE_ROLES, role).map_or(0, |r| self.slots[TAMPERED_AT + r])
+    }
+
     /// `None`: no child has asked the directory yet.
     pub fn ldap_up(&self) -> Option<bool> {
         let seen = self.slots[LDAP_SEEN_AT];
@@ -369,6 +384,15 @@ impl Totals {
         family(&mut out, "twofactor_enrollments_total", "counter", "Factors set up through the challenge pages.");
         for (m, method) in ENROLLMENT_METHODS.iter().enumerate() {
             sample(&mut out, "twofactor_enrollments_total", &[("method", method)], self.slots[ENROLLMENTS_AT + m]);
+        }
+        family(
+            &mut out,
+            "twofactor_tampered_total",
+            "counter",
+            "Requests that found a stored value failing its check (forged, edited, moved or put back), by role.",
+        );
+        for (r, role) in STATE_ROLES.iter().enumerate() {
+            sample(&mut out, "twofactor_tampered_total", &[("role", role)], self.slots[TAMPERED_AT + r]);
         }
         family(&mut out, "twofactor_ldap_up", "gauge", "Whether the directory answered the last operation (0 or 1).");
         sample(&mut out, "twofactor_ldap_up", &[], u64::from(self.ldap_up().unwrap_or(false)));
@@ -490,6 +514,11 @@ impl Totals {
                 .enumerate()
                 .map(|(m, method)| (method.to_string(), json!(self.slots[ENROLLMENTS_AT + m])))
                 .collect::<Map<String, Value>>(),
+            "tampered": STATE_ROLES
+                .iter()
+                .enumerate()
+                .map(|(r, role)| (role.to_string(), json!(self.slots[TAMPERED_AT + r])))
+                .collect::<Map<String, Value>>(),
             "ldap_up": self.ldap_up(),
             "children": self.children,
         })
@@ -559,6 +588,9 @@ mod tests {
         }
         r.enrollment("totp");
         r.enrollment("webauthn");
+        for role in STATE_ROLES {
+            r.tampered(role);
+        }
         // Each counter was hit once: no two share a slot, none is outside the row.
         let counted: Vec<u64> = slots[DECISIONS_AT..LDAP_TIME_AT]
             .iter()
@@ -729,7 +761,7 @@ mod tests {
                 assert!(ok, "{name} outside its family {family}");
             }
         }
-        assert_eq!(typed.len(), 11, "every family of SPEC §2");
+        assert_eq!(typed.len(), 12, "every family of SPEC §2, and tampered values (§5)");
         assert!(text.contains("twofactor_decisions_total{result=\"deny\",reason=\"locked\"} 1\n"));
         assert!(text.contains("twofactor_locks_total 1\n"));
         assert!(text.ends_with('\n'));
@@ -757,6 +789,11 @@ mod tests {
     }
 
     #[test]
+    fn the_tampered_roles_are_the_state_roles() {
+        assert_eq!(STATE_ROLES, crate::config::Role::ALL.map(|r| r.as_str()));
+    }
+
+    #[test]
     fn json_holds_the_same_numbers() {
         let slots = rows(1);
         let r = row(&slots, 0);
@@ -764,8 +801,13 @@ mod tests {
         r.attempt("email", "replayed");
         r.mail("notice", false);
         r.cache_lookup(false);
+        r.tampered("failures");
+        r.tampered("no-such-role");
         let t = totals(&slots);
+        assert_eq!((t.tampered("failures"), t.tampered("completion")), (1, 0));
+        assert!(t.prometheus().contains("twofactor_tampered_total{role=\"failures\"} 1\n"));
         let json = t.json();
+        assert_eq!(json["tampered"]["failures"], 1);
         assert_eq!(json["decisions"]["challenge"]["no-completion"], 1);
         assert_eq!(json["decisions"]["allow"]["cache"], 0);
         assert_eq!(json["factor_attempts"]["email"]["replayed"], 1);

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::access;
+use crate::anchor::Anchor;
 use crate::cache::{CompletionCache, Hit};
 use crate::completion::{self, Presented};
 use crate::config::{SessionBinding, Settings};
@@ -55,6 +56,7 @@ pub enum Failure {
 pub fn record(
     directory: &dyn Directory,
     settings: &Settings,
+    anchor: &dyn Anchor,
     cache: &CompletionCache,
     success: &Success<'_>,
     now: u64,
@@ -76,7 +78,7 @@ pub fn record(
         method: success.method.into(),
     };
     let recorded = if success.ends_attempt {
-        lockout::record_right_code_and_completion(directory, settings, success.user, &new, now)
+        lockout::record_right_code_and_completion(directory, settings, anchor, success.user, &new, now)
     } else {
         completion::record(directory, settings, success.user, &new).map(Ok)
     };
@@ -110,6 +112,7 @@ pub fn return_target(keys: &Keys, return_token: &str, user: &str, now: u64) -> (
 mod tests {
     use super::*;
     use crate::access::{decide, Facts, Peer, Source, Verdict};
+    use crate::anchor::Forgetful;
     use crate::store::memory::MemoryDirectory;
     use crate::testing;
 
@@ -140,7 +143,8 @@ mod tests {
         let settings = testing::settings(&[]);
         let directory = MemoryDirectory::default().with_user("alice", &[]);
         let cache = CompletionCache::new(Duration::ZERO, 10);
-        let recorded = record(&directory, &settings, &cache, &success("totp"), NOW, Instant::now()).unwrap();
+        let recorded =
+            record(&directory, &settings, &Forgetful, &cache, &success("totp"), NOW, Instant::now()).unwrap();
         let Recorded::Done { session_cookie: Some(cookie) } = recorded else { panic!("{recorded:?}") };
         assert!(completion::is_plausible_cookie(cookie.as_bytes()));
 
@@ -176,7 +180,7 @@ mod tests {
         let directory = MemoryDirectory::default().with_user("alice", &[]);
         let cache = CompletionCache::new(Duration::from_secs(30), 10);
         let clock = Instant::now();
-        let recorded = record(&directory, &settings, &cache, &success("totp"), NOW, clock).unwrap();
+        let recorded = record(&directory, &settings, &Forgetful, &cache, &success("totp"), NOW, clock).unwrap();
         let Recorded::Done { session_cookie: Some(cookie) } = recorded else { panic!("{recorded:?}") };
         let reads = directory.reads();
         let identity: &[&[u8]] = &[b"alice"];
@@ -191,12 +195,12 @@ mod tests {
         let settings = testing::settings(&["TwoFactorSessionBinding header", "TwoFactorSessionHeader X-Session"]);
         let directory = MemoryDirectory::default().with_user("alice", &[]);
         let cache = CompletionCache::new(Duration::ZERO, 10);
-        let without = record(&directory, &settings, &cache, &success("email"), NOW, Instant::now());
+        let without = record(&directory, &settings, &Forgetful, &cache, &success("email"), NOW, Instant::now());
         assert_eq!(without, Ok(Recorded::NoGatewaySession));
         assert_eq!(directory.writes(), 0);
 
         let with = Success { gateway_session: Some(b"s-1"), ..success("email") };
-        let recorded = record(&directory, &settings, &cache, &with, NOW, Instant::now());
+        let recorded = record(&directory, &settings, &Forgetful, &cache, &with, NOW, Instant::now());
         assert_eq!(recorded, Ok(Recorded::Done { session_cookie: None }));
         let identity: &[&[u8]] = &[b"alice"];
         let session: &[&[u8]] = &[b"s-1"];
@@ -210,10 +214,11 @@ mod tests {
         let directory = MemoryDirectory::default().with_user("alice", &[]);
         let cache = CompletionCache::new(Duration::from_secs(30), 10);
         let until = NOW + 600;
-        let lock = crate::store::codec::Failures { count: 5, last: NOW, locked_until: Some(until), pending: 0 };
-        directory.replace("alice", "twoFactorFailures", &[&lock.encode()]);
+        let lock =
+            crate::store::codec::Failures { count: 5, last: NOW, locked_until: Some(until), pending: 0, generation: 1 };
+        directory.replace("alice", "twoFactorFailures", &[&lock.seal(&settings.signer("alice").unwrap())]);
         let counted = Success { ends_attempt: true, ..success("totp") };
-        let recorded = record(&directory, &settings, &cache, &counted, NOW, Instant::now());
+        let recorded = record(&directory, &settings, &Forgetful, &cache, &counted, NOW, Instant::now());
         assert_eq!(recorded, Ok(Recorded::Locked { until }));
         assert!(directory.values("alice", "twoFactorCompletion").is_empty());
         assert!(cache.is_empty());
@@ -225,7 +230,7 @@ mod tests {
         let directory = MemoryDirectory::default().with_user("alice", &[]);
         directory.set_down(true);
         let cache = CompletionCache::new(Duration::from_secs(30), 10);
-        let recorded = record(&directory, &settings, &cache, &success("totp"), NOW, Instant::now());
+        let recorded = record(&directory, &settings, &Forgetful, &cache, &success("totp"), NOW, Instant::now());
         assert!(matches!(recorded, Err(Failure::Directory(StoreError::Unavailable(_)))), "{recorded:?}");
         assert!(cache.is_empty());
     }

@@ -32,3 +32,8 @@ pub fn settings(extra: &[&str]) -> Settings {
     }
     Settings::resolve(&server, "www.example.test").unwrap().0
 }
+
+/// The keys of `settings` (the key file's bytes are all 7).
+pub fn keys() -> crate::keys::Keys {
+    crate::keys::Keys::from_files(&[crate::secret::Secret::new(vec![7; 32])]).unwrap()
+}

@@ -21,6 +21,7 @@ use testkit::fake_ldap::{
 use testkit::process::{free_port, test_dir};
 use testkit::slapd::Slapd;
 use testkit::tls::TestCa;
+use twofactor_core::anchor::Forgetful;
 use twofactor_core::completion::{self, Presented};
 use twofactor_core::config::{self, DirConfig, ServerConfig, Settings, Target};
 use twofactor_core::factors::lockout::{self, Reservation};
@@ -229,25 +230,36 @@ fn record_adds_the_class_replaces_and_prunes() {
     let (a, b, c) = (cookie(1), cookie(2), cookie(3));
     let new = record(&directory, &settings, "carol", &a, "totp", t, 3600).expect("record for carol");
     assert!(slapd.attr_values(&carol, "objectClass").contains(&"twoFactorUser".to_string()));
-    assert_eq!(slapd.attr_values(&carol, COMPLETION), [new.encode()]);
+    assert_eq!(slapd.attr_values(&carol, COMPLETION), [sealed(&settings, "carol", &new)]);
 
     // alice: a second record for the same cookie replaces the first value.
     let alice = slapd.user_dn("alice");
     let first = record(&directory, &settings, "alice", &a, "totp", t, 3600).expect("first record");
-    assert_eq!(slapd.attr_values(&alice, COMPLETION), [first.encode()]);
+    assert_eq!(slapd.attr_values(&alice, COMPLETION), [sealed(&settings, "alice", &first)]);
     let second = record(&directory, &settings, "ALICE", &a, "email", t + 1, 3600).expect("second record, any case");
-    assert_ne!(first.encode(), second.encode());
-    assert_eq!(slapd.attr_values(&alice, COMPLETION), [second.encode()]);
+    assert_ne!(sealed(&settings, "alice", &first), sealed(&settings, "alice", &second));
+    assert_eq!(slapd.attr_values(&alice, COMPLETION), [sealed(&settings, "alice", &second)]);
 
     // An expired value goes with the next record; live ones stay.
     let old = record(&directory, &settings, "alice", &b, "totp", t - 1000, 10).expect("a record that is long expired");
-    assert_eq!(sorted(slapd.attr_values(&alice, COMPLETION)), sorted(vec![second.encode(), old.encode()]));
+    assert_eq!(
+        sorted(slapd.attr_values(&alice, COMPLETION)),
+        sorted(vec![sealed(&settings, "alice", &second), sealed(&settings, "alice", &old)])
+    );
     let third = record(&directory, &settings, "alice", &c, "totp", t, 3600).expect("third record");
-    assert_eq!(sorted(slapd.attr_values(&alice, COMPLETION)), sorted(vec![second.encode(), third.encode()]));
+    assert_eq!(
+        sorted(slapd.attr_values(&alice, COMPLETION)),
+        sorted(vec![sealed(&settings, "alice", &second), sealed(&settings, "alice", &third)])
+    );
 
     // No single entry: refused, nothing written.
     let err = record(&directory, &settings, "nobody", &a, "totp", t, 60).expect_err("nobody");
     assert!(matches!(err, StoreError::Refused(_)), "{err:?}");
+}
+
+/// The stored form of `completion` for `user`.
+fn sealed(settings: &Settings, user: &str, completion: &Completion) -> String {
+    completion.seal(&settings.signer(user).unwrap())
 }
 
 /// Wraps a directory: counts lost compare-and-swaps, and can let another
@@ -307,8 +319,8 @@ fn record_retries_a_lost_compare_and_swap() {
     let other = other_rx.recv().unwrap();
     assert_eq!(meddling.conflicts.load(Ordering::Relaxed), 1, "exactly one lost compare-and-swap");
     let stored = sorted(slapd.attr_values(&bob, COMPLETION));
-    assert_eq!(stored, sorted(vec![mine.encode(), other.encode()]));
-    assert!(!stored.contains(&expired.encode()));
+    assert_eq!(stored, sorted(vec![sealed(&settings, "bob", &mine), sealed(&settings, "bob", &other)]));
+    assert!(!stored.contains(&sealed(&settings, "bob", &expired)));
 }
 
 #[test]
@@ -332,9 +344,9 @@ fn concurrent_records_all_land() {
                 s.spawn(move || {
                     let value = cookie(i);
                     barrier.wait();
-                    record(meddling, settings, "bob", &value, "totp", t, 3600)
-                        .unwrap_or_else(|e| panic!("thread {i}: {e:?}"))
-                        .encode()
+                    let recorded = record(meddling, settings, "bob", &value, "totp", t, 3600)
+                        .unwrap_or_else(|e| panic!("thread {i}: {e:?}"));
+                    sealed(settings, "bob", &recorded)
                 })
             })
             .collect();
@@ -345,7 +357,7 @@ fn concurrent_records_all_land() {
 
     let stored = sorted(slapd.attr_values(&bob, COMPLETION));
     assert_eq!(stored, sorted(recorded.clone()), "every thread's value, and the expired one gone");
-    assert!(!stored.contains(&expired.encode()));
+    assert!(!stored.contains(&sealed(&settings, "bob", &expired)));
     // The store's own reading agrees with ldapsearch.
     let entry = found(directory.find_user("bob", &[COMPLETION]), "bob");
     assert_eq!(sorted(entry.values(COMPLETION).to_vec()), stored);
@@ -378,7 +390,7 @@ fn forty_concurrent_reservations_grant_max_attempts() {
                 let (directory, settings, barrier) = (&directory, &settings, &barrier);
                 s.spawn(move || {
                     barrier.wait();
-                    lockout::reserve_attempt(directory, settings, "alice", t)
+                    lockout::reserve_attempt(directory, settings, &Forgetful, "alice", t)
                         .unwrap_or_else(|e| panic!("thread {i}: {e:?}"))
                 })
             })
@@ -396,13 +408,14 @@ fn forty_concurrent_reservations_grant_max_attempts() {
     let newly = answers.iter().filter(|a| matches!(a, Reservation::Locked { newly: true, .. })).count();
     assert_eq!(newly, 1, "one refusal set the lock: {answers:?}");
     let stored = slapd.attr_values(&slapd.user_dn("alice"), "twoFactorFailures");
-    let failures = Failures::decode(&stored[0]).expect("a failures value");
+    let alice = settings.signer("alice").unwrap();
+    let failures = Failures::open(&alice, &stored[0]).expect("a failures value");
     assert!(failures.is_locked(t), "{failures:?}");
     assert_eq!((failures.count, failures.pending), (5, 5));
     // A right code now does not lift the lock, and a wrong one changes nothing.
-    assert!(lockout::record_right_code(&directory, &settings, "alice", t).expect("right code").is_err());
-    assert_eq!(lockout::record_wrong_code(&directory, &settings, "alice", t).expect("wrong code"), None);
-    assert!(Failures::decode(&slapd.attr_values(&slapd.user_dn("alice"), "twoFactorFailures")[0])
+    assert!(lockout::record_right_code(&directory, &settings, &Forgetful, "alice", t).expect("right code").is_err());
+    assert_eq!(lockout::record_wrong_code(&directory, &settings, &Forgetful, "alice", t).expect("wrong code"), None);
+    assert!(Failures::open(&alice, &slapd.attr_values(&slapd.user_dn("alice"), "twoFactorFailures")[0])
         .expect("a failures value")
         .is_locked(t));
 }
@@ -458,15 +471,20 @@ fn find_valid_matches_the_recorded_cookie_only() {
     let recorded = record(&directory, &settings, "alice", &mine, "totp", t, 3600).expect("record");
     let entry = found(directory.find_user("alice", &[COMPLETION]), "alice");
     let values = entry.values(COMPLETION);
-    assert_eq!(completion::find_valid(values, &Presented::Cookie(&mine), keys, t + 1, 3600), Some(recorded));
-    assert_eq!(completion::find_valid(values, &Presented::Cookie(&other), keys, t + 1, 3600), None);
-    assert_eq!(completion::find_valid(values, &Presented::GatewaySession(&mine), keys, t + 1, 3600), None);
-    assert_eq!(completion::find_valid(values, &Presented::Cookie(&mine), keys, t + 3600, 8 * 3600), None, "expired");
+    let s = settings.signer("alice").unwrap();
+    assert_eq!(completion::find_valid(&s, values, &Presented::Cookie(&mine), keys, t + 1, 3600), Some(recorded));
+    assert_eq!(completion::find_valid(&s, values, &Presented::Cookie(&other), keys, t + 1, 3600), None);
+    assert_eq!(completion::find_valid(&s, values, &Presented::GatewaySession(&mine), keys, t + 1, 3600), None);
+    let expired = completion::find_valid(&s, values, &Presented::Cookie(&mine), keys, t + 3600, 8 * 3600);
+    assert_eq!(expired, None, "expired");
 
     // Another key (another installation) does not recognise it.
     let other_settings = settings_for_same(&slapd, dir.path());
     let other_keys = other_settings.keys.as_ref().unwrap();
-    assert_eq!(completion::find_valid(values, &Presented::Cookie(&mine), other_keys, t + 1, 3600), None);
+    let other_signer = other_settings.signer("alice").unwrap();
+    let mine_elsewhere =
+        completion::find_valid(&other_signer, values, &Presented::Cookie(&mine), other_keys, t + 1, 3600);
+    assert_eq!(mine_elsewhere, None);
 }
 
 fn settings_for_same(slapd: &Slapd, root: &Path) -> Settings {

@@ -1,7 +1,8 @@
-//! Counters shared by every child of this Apache: one anonymous shared
-//! memory segment, made by the parent before the fork and kept in the
-//! process pool. It lives as long as the parent, so the counts survive
-//! graceful restarts, and every child inherits the mapping.
+//! Words shared by every child of this Apache: anonymous shared memory
+//! segments (one per use: the metrics, the anchor table), made by the
+//! parent before the fork and kept in the process pool. They live as long
+//! as the parent, so what they hold survives graceful restarts, and every
+//! child inherits the mappings.
 
 use std::ffi::{c_int, c_void, CStr};
 use std::sync::atomic::AtomicU64;
@@ -12,7 +13,21 @@ use super::sys::{
     apr_shm_t, APR_SUCCESS, AP_MPMQ_HARD_LIMIT_DAEMONS,
 };
 
-const KEY: &CStr = c"mod_twofactor-counters";
+/// What a segment is for: its name in the process pool's userdata.
+#[derive(Debug, Clone, Copy)]
+pub enum Segment {
+    Metrics,
+    Anchor,
+}
+
+impl Segment {
+    fn key(self) -> &'static CStr {
+        match self {
+            Segment::Metrics => c"mod_twofactor-counters",
+            Segment::Anchor => c"mod_twofactor-anchor",
+        }
+    }
+}
 
 /// The most child processes the MPM may run at once (`ServerLimit`).
 pub fn child_limit() -> Option<usize> {
@@ -23,17 +38,18 @@ pub fn child_limit() -> Option<usize> {
     (status == APR_SUCCESS as c_int && limit > 0).then(|| usize::try_from(limit).unwrap_or(1))
 }
 
-/// `len` counters shared by the parent and every child, zero when first
-/// made; the same segment on every later call (a restart) if it is big
-/// enough. `None` if shared memory could not be made.
-pub fn counters(server: Server<'_>, len: usize) -> Option<&'static [AtomicU64]> {
+/// `len` words of `segment` shared by the parent and every child, zero
+/// when first made; the same segment on every later call (a restart) if it
+/// is big enough. `None` if shared memory could not be made.
+pub fn words(server: Server<'_>, segment: Segment, len: usize) -> Option<&'static [AtomicU64]> {
+    let key = segment.key();
     let pool = server.process_pool()?;
     let bytes = len.checked_mul(std::mem::size_of::<AtomicU64>())?;
     let mut shm: *mut c_void = std::ptr::null_mut();
     // SAFETY: a lookup in the process pool's userdata; `shm` receives the
-    // pointer stored under KEY by an earlier call, or null.
-    unsafe { apr_pool_userdata_get(&mut shm, KEY.as_ptr(), pool) };
-    // SAFETY: a non-null value under KEY is the apr_shm_t made below.
+    // pointer stored under `key` by an earlier call, or null.
+    unsafe { apr_pool_userdata_get(&mut shm, key.as_ptr(), pool) };
+    // SAFETY: a non-null value under `key` is the apr_shm_t made below.
     let reusable = !shm.is_null() && unsafe { apr_shm_size_get(shm as *const apr_shm_t) } >= bytes;
     if !reusable {
         let mut made: *mut apr_shm_t = std::ptr::null_mut();
@@ -42,8 +58,8 @@ pub fn counters(server: Server<'_>, len: usize) -> Option<&'static [AtomicU64]> 
         if unsafe { apr_shm_create(&mut made, bytes, std::ptr::null(), pool) } != APR_SUCCESS as c_int {
             return None;
         }
-        // SAFETY: KEY is a static string; the segment lives as long as the pool.
-        unsafe { apr_pool_userdata_set(made as *const c_void, KEY.as_ptr(), None, pool) };
+        // SAFETY: `key` is a static string; the segment lives as long as the pool.
+        unsafe { apr_pool_userdata_set(made as *const c_void, key.as_ptr(), None, pool) };
         shm = made as *mut c_void;
     }
     // SAFETY: `shm` is a live segment of at least `bytes` bytes.

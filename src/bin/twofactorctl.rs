@@ -229,8 +229,12 @@ fn run(cli: &Cli) -> Result<(), AdminError> {
             let done = admin::rekey(&directory, &settings)?;
             let result = report(json, &done, || {
                 let mut out = format!("{} secret(s) re-sealed, {} already current\n", done.resealed, done.current);
+                out.push_str(&format!("{} stored value(s) signed with the current key\n", done.resigned));
                 for user in &done.unreadable {
                     out.push_str(&format!("cannot open the secret of {user}: no listed key file fits\n"));
+                }
+                for value in &done.untrusted {
+                    out.push_str(&format!("untrusted value left as it is: {value}\n"));
                 }
                 out
             });
@@ -242,7 +246,7 @@ fn run(cli: &Cli) -> Result<(), AdminError> {
         }
         Command::Reset { user } => {
             let (settings, directory) = open(cli)?;
-            let count = admin::reset(&directory, &settings, user)?;
+            let count = admin::reset(&directory, &settings, user, now())?;
             let value = serde_json::json!({ "user": user, "attributes_removed": count });
             report(json, &value, || {
                 format!("{user}: second-factor state removed ({count} attribute(s)); they enroll again\n")

@@ -4,11 +4,13 @@
 
 use std::net::IpAddr;
 
+use twofactor_core::anchor::Anchor;
 use twofactor_core::clock::now;
 use twofactor_core::config::{Method, MethodSet, Role};
 use twofactor_core::csrf::{self, Use};
 use twofactor_core::keys::Keys;
 use twofactor_core::store::codec::{self as store_codec, LOCKED_UNTIL_UNLOCKED};
+use twofactor_core::store::signed::Signer;
 use twofactor_core::store::{Directory, LdapDirectory, Lookup, Seeded, StoreError, UserEntry};
 use twofactor_core::{admin, completion, factors, form, pages, random, token};
 
@@ -173,7 +175,18 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn locked_until(&self, entry: &UserEntry) -> Option<u64> {
-        store_codec::locked_until(entry.values(self.st.settings.attribute(Role::Failures)), self.now)
+        store_codec::locked_until(&self.signer(), entry.values(self.st.settings.attribute(Role::Failures)), self.now)
+    }
+
+    /// Signs and opens the user's stored values (the directory's name for
+    /// the user equals `user` but for ASCII case, which the MAC ignores).
+    pub fn signer(&self) -> Signer<'a> {
+        Signer::new(self.keys, &self.user, self.st.settings.accept_unsigned_state)
+    }
+
+    /// What this server remembers of the user's counters.
+    pub fn anchor(&self) -> &'static dyn Anchor {
+        crate::anchor::table()
     }
 }
 

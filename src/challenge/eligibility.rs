@@ -39,7 +39,7 @@ pub fn needs_mail_proof(ctx: &Ctx<'_>) -> bool {
 fn recent_factor_completion(req: &Request<'_>, ctx: &Ctx<'_>, entry: &UserEntry) -> bool {
     crate::enforce::presented(req, ctx.st).is_some_and(|p| {
         let values = entry.values(ctx.st.settings.attribute(Role::Completion));
-        completion::find_valid(values, &p, ctx.keys, ctx.now, RECENT_COMPLETION_SECS)
+        completion::find_valid(&ctx.signer(), values, &p, ctx.keys, ctx.now, RECENT_COMPLETION_SECS)
             .is_some_and(|c| factors::proves_a_held_factor(&c.method))
     })
 }

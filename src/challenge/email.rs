@@ -86,16 +86,16 @@ pub fn send(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> Outcome {
         Ok(code) => code,
         Err(_) => return Outcome::Status(status::INTERNAL_SERVER_ERROR),
     };
-    let (keys, user, now) = (ctx.keys, ctx.user.clone(), ctx.now);
+    let (keys, user, now, signer) = (ctx.keys, ctx.user.clone(), ctx.now, ctx.signer());
     let ttl = s.email_code_ttl.as_secs();
     let interval = s.email_resend_interval.as_secs();
     let attr = s.attribute(Role::EmailCode);
     let stored = cas::update(&ctx.directory, &user, attr, schema::class_for(attr), |_, current| {
-        let wait = current.and_then(EmailCode::decode).map_or(0, |c| c.resend_wait(now, interval));
+        let wait = current.and_then(|c| EmailCode::open(&signer, c)).map_or(0, |c| c.resend_wait(now, interval));
         if wait > 0 {
             return Decision::Keep(Err(wait));
         }
-        let value = EmailCode::new(keys, &user, &code, now, ttl).encode();
+        let value = EmailCode::new(keys, &user, &code, now, ttl).seal(&signer);
         Decision::Write(Some(value.clone()), Ok(value))
     });
     let value = match stored {
@@ -151,8 +151,11 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> Outcome {
     };
     let attr = ctx.st.settings.attribute(Role::EmailCode);
     let stored = entry.values(attr).first().cloned();
-    let matched =
-        stored.as_deref().and_then(EmailCode::decode).is_some_and(|c| c.matches(ctx.keys, &ctx.user, &code, ctx.now));
+    let signer = ctx.signer();
+    let matched = stored
+        .as_deref()
+        .and_then(|v| EmailCode::open(&signer, v))
+        .is_some_and(|c| c.matches(ctx.keys, &ctx.user, &code, ctx.now));
     if matched {
         // Single use: of two submissions of one code, one deletes it.
         let value = stored.clone().unwrap_or_default();

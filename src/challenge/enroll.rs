@@ -173,7 +173,8 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> Outcome {
         _ => Vec::new(),
     };
     let previous = entry.values(s.attribute(Role::Totp)).first().map(String::as_str);
-    let hashes = codes.iter().map(|c| recovery::stored_value(ctx.keys, &entry.username, c)).collect();
+    let signer = ctx.signer();
+    let hashes = codes.iter().map(|c| recovery::stored_value(&signer, c)).collect();
     // Compare-and-swap on the stored authenticator: of two confirmations
     // (two browsers, or one form posted twice) exactly one lands.
     let enrollment = Enrollment {
@@ -182,7 +183,9 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> Outcome {
         confirmed: Some(accepted),
         recovery: Some(hashes),
     };
-    match ctx.directory.modify(&entry.dn, &enrollment_changes(s, &entry, enrollment)) {
+    let stored =
+        enrollment_changes(s, &entry, enrollment).and_then(|changes| ctx.directory.modify(&entry.dn, &changes));
+    match stored {
         Ok(()) => {}
         Err(StoreError::Conflict) => {
             return super::steps::start(req, ctx, Some("Your authenticator was changed meanwhile. Sign in with it."));

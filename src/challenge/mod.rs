@@ -87,28 +87,33 @@ pub fn handler(req: &mut Request<'_>) -> Outcome {
         // enforcement can be tested on its own.
         return steps::finish(req, &ctx, &ctx.user.clone(), "test", false);
     }
-    match (post, route.as_str()) {
-        (false, "") => steps::start(req, &mut ctx, None),
+    let outcome = route_to(req, &mut ctx, post, &route);
+    enforce::log_tampering(req, &ctx.user);
+    outcome
+}
+
+/// The step `route` names.
+fn route_to(req: &mut Request<'_>, ctx: &mut Ctx<'_>, post: bool, route: &str) -> Outcome {
+    match (post, route) {
+        (false, "") => steps::start(req, ctx, None),
         (true, "/email/send") if ctx.field("purpose") == Some("login") => {
-            refused_here(req, &mut ctx, Method::Email).unwrap_or_else(|| email::send(req, &mut ctx))
+            refused_here(req, ctx, Method::Email).unwrap_or_else(|| email::send(req, ctx))
         }
-        (true, "/email/send") => email::send(req, &mut ctx),
-        (false, "/totp") => steps::totp_page(req, &mut ctx, None),
-        (false, "/recovery") => recovery::page(req, &mut ctx, None),
-        (false, "/enroll") => enroll::page(req, &mut ctx),
-        (true, "/enroll") => enroll::submit(req, &mut ctx),
-        (false, "/webauthn") => webauthn::page(req, &mut ctx, None),
-        (true, "/webauthn/begin") => webauthn::begin(req, &mut ctx),
-        (false, "/webauthn/register") => webauthn::register_page(req, &mut ctx, "", None),
-        (true, "/webauthn/register") => webauthn::register(req, &mut ctx),
+        (true, "/email/send") => email::send(req, ctx),
+        (false, "/totp") => steps::totp_page(req, ctx, None),
+        (false, "/recovery") => recovery::page(req, ctx, None),
+        (false, "/enroll") => enroll::page(req, ctx),
+        (true, "/enroll") => enroll::submit(req, ctx),
+        (false, "/webauthn") => webauthn::page(req, ctx, None),
+        (true, "/webauthn/begin") => webauthn::begin(req, ctx),
+        (false, "/webauthn/register") => webauthn::register_page(req, ctx, "", None),
+        (true, "/webauthn/register") => webauthn::register(req, ctx),
         (true, route) => match factors::by_route(route) {
             // A mail proof for enrollment is not a sign-in with the mailbox.
             Some(factor) if factor.method == Method::Email && ctx.field("purpose") == Some("enroll") => {
-                submit_code(factor)(req, &mut ctx)
+                submit_code(factor)(req, ctx)
             }
-            Some(factor) => {
-                refused_here(req, &mut ctx, factor.method).unwrap_or_else(|| submit_code(factor)(req, &mut ctx))
-            }
+            Some(factor) => refused_here(req, ctx, factor.method).unwrap_or_else(|| submit_code(factor)(req, ctx)),
             None => Outcome::Status(status::NOT_FOUND),
         },
         _ => Outcome::Status(status::NOT_FOUND),

@@ -32,7 +32,7 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> Outcome {
     };
     let attr = ctx.st.settings.attribute(Role::Recovery);
     let values = entry.values(attr);
-    if let Some(value) = recovery::matching(values, ctx.keys, &ctx.user, &code) {
+    if let Some(value) = recovery::matching(&ctx.signer(), values, &code) {
         // Using a code is deleting its value: of two uses, one wins.
         match ctx.directory.modify(&entry.dn, &[Change::Delete(attr.into(), vec![value.clone()])]) {
             Ok(()) => {

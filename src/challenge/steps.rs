@@ -106,7 +106,7 @@ pub(crate) fn reserve_attempt(
     factor: &Factor,
 ) -> Result<u32, Outcome> {
     let method = factor.method.as_str();
-    match lockout::reserve_attempt(&ctx.directory, &ctx.st.settings, &ctx.user, ctx.now) {
+    match lockout::reserve_attempt(&ctx.directory, &ctx.st.settings, ctx.anchor(), &ctx.user, ctx.now) {
         Ok(Reservation::Granted { count, ended_lock }) => {
             if ended_lock {
                 event!(req, Level::Info, "unlocked", "user" = ctx.user.as_str(), "reason" = "lock-expired");
@@ -158,7 +158,7 @@ pub(crate) fn wrong_code(
     let result = if reason == "replayed" { "replayed" } else { "fail" };
     crate::metrics::count(|m| m.attempt(factor.method.as_str(), result));
     event!(req, Level::Warn, factor.fail_event, "user" = ctx.user.as_str(), "reason" = reason, "failures" = count);
-    match lockout::record_wrong_code(&ctx.directory, &ctx.st.settings, &ctx.user, ctx.now) {
+    match lockout::record_wrong_code(&ctx.directory, &ctx.st.settings, ctx.anchor(), &ctx.user, ctx.now) {
         Ok(Some(until)) => {
             crate::metrics::count(|m| m.lock());
             event!(req, Level::Warn, "locked", "user" = ctx.user.as_str(), "until" = until);
@@ -183,7 +183,7 @@ pub(crate) fn wrong_code(
 /// A right code on a counted attempt: the count goes, unless the account
 /// was locked meanwhile (then the success does not count: the locked page).
 pub(crate) fn right_code(req: &mut Request<'_>, ctx: &Ctx<'_>, method: &str) -> Result<(), Outcome> {
-    match lockout::record_right_code(&ctx.directory, &ctx.st.settings, &ctx.user, ctx.now) {
+    match lockout::record_right_code(&ctx.directory, &ctx.st.settings, ctx.anchor(), &ctx.user, ctx.now) {
         Ok(Ok(())) => Ok(()),
         Ok(Err(until)) => {
             event!(req, Level::Warn, "deny", "reason" = "locked", "user" = ctx.user.as_str(), "method" = method);
@@ -227,7 +227,7 @@ pub(crate) fn record_success(
     // TwoFactorMaxAge; a protected location with a shorter one asks again sooner.
     let lifetime = req.dir_conf().map_or_else(|| DirConfig::default().max_age(), |d| d.parsed.max_age()).as_secs();
     let new = Success { user: canonical, method, ends_attempt, lifetime, gateway_session };
-    match success::record(&ctx.directory, s, &ctx.st.cache, &new, ctx.now, Instant::now()) {
+    match success::record(&ctx.directory, s, ctx.anchor(), &ctx.st.cache, &new, ctx.now, Instant::now()) {
         Ok(Recorded::Done { session_cookie }) => {
             crate::metrics::count(|m| match method {
                 factors::ENROLLED => m.enrollment("totp"),

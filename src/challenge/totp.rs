@@ -17,7 +17,8 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> Outcome {
         Err(outcome) => return outcome,
     };
     let s = &ctx.st.settings;
-    let Some(record) = entry.values(s.attribute(Role::Totp)).first().and_then(|v| TotpRecord::decode(v)) else {
+    let signer = ctx.signer();
+    let Some(record) = entry.values(s.attribute(Role::Totp)).first().and_then(|v| TotpRecord::open(&signer, v)) else {
         return super::steps::start(req, ctx, Some("No authenticator is set up for your account."));
     };
     let Some((secret, _current_key)) = ctx.keys.open(&seal_context(&entry.username), &record.sealed) else {
@@ -39,12 +40,12 @@ pub fn submit(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> Outcome {
     };
     let s = &ctx.st.settings;
     let last_attr = s.attribute(Role::TotpLast);
-    let last = entry.values(last_attr).first().and_then(|v| LastStep::decode(v));
+    let last = entry.values(last_attr).first().and_then(|v| LastStep::open(&signer, v));
     let verdict = totp::verify(secret.expose(), record.params, &code, ctx.now, s.totp_skew.as_secs(), last);
     let reason = match verdict {
         Ok(accepted) => {
             // Accepted once: of concurrent submissions of one code exactly one wins.
-            match factors::totp::use_step(&ctx.directory, s, &ctx.user, accepted) {
+            match factors::totp::use_step(&ctx.directory, s, ctx.anchor(), &ctx.user, accepted) {
                 Ok(true) => {
                     if accepted.drift != 0 {
                         event!(

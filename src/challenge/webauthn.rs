@@ -277,9 +277,10 @@ pub fn register(req: &mut Request<'_>, ctx: &mut Ctx<'_>) -> Outcome {
     let stored = StoredCredential { name, created: ctx.now, last_used: None, credential };
     let codes = new_recovery_codes(ctx, &entry);
     let Ok(codes) = codes else { return Outcome::Status(status::INTERNAL_SERVER_ERROR) };
-    let mut changes = vec![passkeys::add_change(s, &stored)];
+    let signer = ctx.signer();
+    let mut changes = vec![passkeys::add_change(s, &signer, &stored)];
     if !codes.is_empty() {
-        let hashes = codes.iter().map(|c| recovery::stored_value(ctx.keys, &entry.username, c)).collect();
+        let hashes = codes.iter().map(|c| recovery::stored_value(&signer, c)).collect();
         changes.push(Change::Replace(s.attribute(Role::Recovery).into(), hashes));
     }
     if let Err(e) = ctx.directory.modify(&entry.dn, &changes) {

@@ -256,12 +256,15 @@ export! {
         ptemp: *mut apr_pool_t,
         s: *mut server_rec,
     ) -> c_int {
-        // Shared memory for the metrics, and nothing else: threads, runtimes
-        // and connections would not survive the fork. Children connect on
-        // first use.
+        // Shared memory for the metrics and the anchor table, and nothing
+        // else: threads, runtimes and connections would not survive the
+        // fork. Children connect on first use.
         // SAFETY: Apache passes the main server_rec, valid during configuration.
         if let Some(main) = unsafe { Server::from_raw(s) } {
             if let Err(why) = crate::metrics::set_up(main) {
+                main.log(ptemp, Level::Warn, true, &format!("mod_twofactor: {why}"));
+            }
+            if let Err(why) = crate::anchor::set_up(main) {
                 main.log(ptemp, Level::Warn, true, &format!("mod_twofactor: {why}"));
             }
         }

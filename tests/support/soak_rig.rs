@@ -12,6 +12,7 @@ use twofactor_core::completion::Presented;
 use twofactor_core::keys::Keys;
 use twofactor_core::secret::Secret;
 use twofactor_core::store::codec::Completion;
+use twofactor_core::store::signed::Signer;
 
 pub const SECRET: &str = "soak-gateway-secret";
 const COOKIE: &str = "U09BS1NPQUtTT0FLU09BS1NPQUtTT0FLU09BS1NPQUs";
@@ -54,7 +55,7 @@ pub fn rig(options: ApacheOptions) -> Rig {
         expires: now + 8 * 3600,
         method: "totp".into(),
     }
-    .encode();
+    .seal(&Signer::new(&keys, "alice", false));
     stack.slapd.modify_ldif(&format!(
         "dn: {}\nchangetype: modify\nadd: twoFactorCompletion\ntwoFactorCompletion: {value}\n",
         stack.slapd.user_dn("alice")

@@ -15,6 +15,7 @@ use crate::factors;
 use crate::identity::{self, IdentityError};
 use crate::policy::{self, Refusal};
 use crate::secret::constant_time_eq;
+use crate::store::signed::Signer;
 use crate::store::{codec, Directory, Lookup, StoreError};
 
 /// Longest gateway session id accepted as a binding.
@@ -305,10 +306,11 @@ pub fn decide<'a>(
         Ok(Lookup::Ambiguous) => return Verdict::UnknownUser { user, detail: "ambiguous" },
         Err(error) => return Verdict::DirectoryDown { user, error },
     };
-    if let Some(until) = codec::locked_until(entry.values(failures_attr), now) {
+    let signer = Signer::new(keys, &entry.username, settings.accept_unsigned_state);
+    if let Some(until) = codec::locked_until(&signer, entry.values(failures_attr), now) {
         return Verdict::Locked { user: entry.username, until, refusal: facts.refusal() };
     }
-    match completion::find_valid(entry.values(completion_attr), &presented, keys, now, max_age) {
+    match completion::find_valid(&signer, entry.values(completion_attr), &presented, keys, now, max_age) {
         Some(found) => {
             let canonical: Arc<str> = Arc::from(entry.username.as_str());
             let method = factors::completion_method(&found.method);

@@ -76,7 +76,8 @@ fn completion(settings: &Settings, presented: Presented<'_>, age: u64, life: u64
 fn completion_by(settings: &Settings, presented: Presented<'_>, age: u64, life: u64, method: &str) -> String {
     let keys = settings.keys.as_ref().unwrap();
     let issued = NOW - age;
-    Completion { bound: presented.bound(keys), issued, expires: issued + life, method: method.into() }.encode()
+    let completion = Completion { bound: presented.bound(keys), issued, expires: issued + life, method: method.into() };
+    completion.seal(&settings.signer("alice").unwrap())
 }
 
 fn by_passkey(s: &Settings) -> Attributes {
@@ -92,7 +93,9 @@ fn passkeys_only(r: &mut Request) {
 }
 
 fn locked_until(until: u64) -> String {
-    Failures { count: 5, last: NOW - 10, locked_until: Some(until), pending: 0 }.encode()
+    let keys = crate::testing::keys();
+    let failures = Failures { count: 5, last: NOW - 10, locked_until: Some(until), pending: 0, generation: 1 };
+    failures.seal(&crate::store::signed::Signer::new(&keys, "alice", false))
 }
 
 /// The verdict in one line: what a row expects.

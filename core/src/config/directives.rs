@@ -15,6 +15,9 @@ pub const STRICT_PATH: &str = "TwoFactorStrictPath";
 pub const CHALLENGE_URL: &str = "TwoFactorChallengeURL";
 pub const SECRET_KEY_FILE: &str = "TwoFactorSecretKeyFile";
 pub const LDAP_URL: &str = "TwoFactorLDAPURL";
+pub const LDAP_READ_URL: &str = "TwoFactorLDAPReadURL";
+pub const DIRECTORY: &str = "TwoFactorDirectory";
+pub const ACCEPT_UNSIGNED_STATE: &str = "TwoFactorAcceptUnsignedState";
 pub const LDAP_BIND_DN: &str = "TwoFactorLDAPBindDN";
 pub const LDAP_BIND_PASSWORD_FILE: &str = "TwoFactorLDAPBindPasswordFile";
 pub const LDAP_STARTTLS: &str = "TwoFactorLDAPStartTLS";
@@ -70,6 +73,9 @@ pub const ALL: &[(&str, Context)] = &[
     (CHALLENGE_URL, Context::Server),
     (SECRET_KEY_FILE, Context::Server),
     (LDAP_URL, Context::Server),
+    (LDAP_READ_URL, Context::Server),
+    (DIRECTORY, Context::Server),
+    (ACCEPT_UNSIGNED_STATE, Context::Server),
     (LDAP_BIND_DN, Context::Server),
     (LDAP_BIND_PASSWORD_FILE, Context::Server),
     (LDAP_STARTTLS, Context::Server),

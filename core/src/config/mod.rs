@@ -177,8 +177,60 @@ impl Role {
         }
     }
 
+    /// The attribute of Active Directory's own schema that stores it under
+    /// `TwoFactorDirectory ad`: attributes no default access rule lets a
+    /// user write on her own entry (none is in a property set that SELF
+    /// may write, such as Personal-Information), that Windows leaves
+    /// unused, multi-valued for the multi-valued roles and single-valued for
+    /// the others, with room for the values (docs/operations.md).
+    pub fn ad_attribute(self) -> &'static str {
+        match self {
+            Role::Completion => "carLicense",
+            Role::Totp => "textEncodedORAddress",
+            Role::TotpLast => "aCSPolicyName",
+            Role::Failures => "desktopProfile",
+            Role::EmailCode => "msIIS-FTPDir",
+            Role::Recovery => "labeledURI",
+            Role::WebAuthn => "x500uniqueIdentifier",
+            Role::WebAuthnPending => "attributeCertificateAttribute",
+        }
+    }
+
+    /// Whether a user holds several values of it at once.
+    pub fn is_multi_valued(self) -> bool {
+        matches!(self, Role::Completion | Role::Recovery | Role::WebAuthn | Role::WebAuthnPending)
+    }
+
     fn parse(value: &str) -> Option<Role> {
         Role::ALL.into_iter().find(|r| r.as_str().eq_ignore_ascii_case(value))
+    }
+}
+
+/// What the directory is (`TwoFactorDirectory`): which attributes hold the
+/// state unless `TwoFactorAttribute` says otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DirectoryKind {
+    /// The project's schema (`twofactor.schema`).
+    #[default]
+    OpenLdap,
+    /// Active Directory (or Samba AD): attributes of its own schema.
+    ActiveDirectory,
+}
+
+impl DirectoryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DirectoryKind::OpenLdap => "openldap",
+            DirectoryKind::ActiveDirectory => "ad",
+        }
+    }
+
+    /// The attribute that stores `role` unless it is mapped.
+    pub fn default_attribute(self, role: Role) -> &'static str {
+        match self {
+            DirectoryKind::OpenLdap => role.default_attribute(),
+            DirectoryKind::ActiveDirectory => role.ad_attribute(),
+        }
     }
 }
 
@@ -322,6 +374,9 @@ pub struct ServerConfig {
     pub challenge_url: Option<String>,
     pub secret_key_files: Option<Vec<PathBuf>>,
     pub ldap_urls: Option<Vec<LdapUrl>>,
+    pub ldap_read_urls: Option<Vec<LdapUrl>>,
+    pub directory: Option<DirectoryKind>,
+    pub accept_unsigned_state: Option<bool>,
     pub ldap_bind_dn: Option<String>,
     pub ldap_bind_password_file: Option<PathBuf>,
     pub ldap_starttls: Option<bool>,
@@ -391,6 +446,9 @@ impl ServerConfig {
                 challenge_url,
                 secret_key_files,
                 ldap_urls,
+                ldap_read_urls,
+                directory,
+                accept_unsigned_state,
                 ldap_bind_dn,
                 ldap_bind_password_file,
                 ldap_starttls,
@@ -498,6 +556,22 @@ fn method_list(directive: &'static str, args: &[&str]) -> Result<Vec<Method>, Co
     Ok(methods)
 }
 
+/// Replicas of one directory: every URL names the same base, attribute, scope and filter.
+fn ldap_urls(directive: &'static str, args: &[&str]) -> Result<Vec<LdapUrl>, ConfigError> {
+    at_least_one(directive, args)?;
+    let urls = args
+        .iter()
+        .map(|a| urls::ldap_url(a).map_err(|allowed| ConfigError::bad_value(directive, a, allowed)))
+        .collect::<Result<Vec<_>, _>>()?;
+    if urls.iter().any(|u| !u.same_search(&urls[0])) {
+        return Err(ConfigError::new(
+            directive,
+            "all URLs must name the same base, attribute, scope and filter (they are replicas of one directory)",
+        ));
+    }
+    Ok(urls)
+}
+
 fn file_path(server_root: &Path, value: &str) -> Result<PathBuf, String> {
     if value.is_empty() || value.contains('\0') {
         return Err("must be a file path".into());
@@ -553,20 +627,16 @@ fn apply_known(
                 .collect::<Result<Vec<_>, _>>()?;
             server.secret_key_files = Some(files);
         }
-        d::LDAP_URL => {
-            at_least_one(directive, args)?;
-            let urls = args
-                .iter()
-                .map(|a| urls::ldap_url(a).map_err(|allowed| ConfigError::bad_value(directive, a, allowed)))
-                .collect::<Result<Vec<_>, _>>()?;
-            if urls.iter().any(|u| !u.same_search(&urls[0])) {
-                return Err(ConfigError::new(
-                    directive,
-                    "all URLs must name the same base, attribute, scope and filter (they are replicas of one directory)",
-                ));
-            }
-            server.ldap_urls = Some(urls);
+        d::LDAP_URL => server.ldap_urls = Some(ldap_urls(directive, args)?),
+        d::LDAP_READ_URL => server.ldap_read_urls = Some(ldap_urls(directive, args)?),
+        d::DIRECTORY => {
+            server.directory = Some(single(directive, args, |v| match v.to_ascii_lowercase().as_str() {
+                "openldap" => Ok(DirectoryKind::OpenLdap),
+                "ad" => Ok(DirectoryKind::ActiveDirectory),
+                _ => Err("must be openldap or ad".into()),
+            })?)
         }
+        d::ACCEPT_UNSIGNED_STATE => server.accept_unsigned_state = Some(single(directive, args, values::on_off)?),
         d::LDAP_BIND_DN => server.ldap_bind_dn = Some(single(directive, args, values::distinguished_name)?),
         d::LDAP_BIND_PASSWORD_FILE => server.ldap_bind_password_file = Some(single(directive, args, path)?),
         d::LDAP_STARTTLS => server.ldap_starttls = Some(single(directive, args, values::on_off)?),

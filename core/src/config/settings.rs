@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use super::directives as d;
 use super::{
-    Algorithm, ConfigError, EnrollmentProof, IpNet, LdapUrl, Method, Role, ServerConfig, SessionBinding, SmtpSecurity,
-    SmtpUrl, UsernamePattern, DEFAULT_USERNAME_PATTERN,
+    Algorithm, ConfigError, DirectoryKind, EnrollmentProof, IpNet, LdapUrl, Method, Role, ServerConfig, SessionBinding,
+    SmtpSecurity, SmtpUrl, UsernamePattern, DEFAULT_USERNAME_PATTERN,
 };
 pub use crate::keys::Keys;
 use crate::secret::Secret;
+use crate::store::signed::Signer;
 
 pub(super) const DEFAULT_MAX_AGE: Duration = Duration::from_secs(8 * 3600);
 const DEFAULT_USER_HEADER: &str = "X-Remote-User";
@@ -60,7 +61,12 @@ impl TotpDefaults {
 /// How the module reaches the directory.
 #[derive(Debug, Clone)]
 pub struct LdapSettings {
+    /// In order of preference: the first reachable takes every write and
+    /// the read behind each compare-and-swap.
     pub urls: Vec<LdapUrl>,
+    /// `TwoFactorLDAPReadURL`: where the access check reads (a site's own
+    /// domain controller); empty: the servers of `urls`.
+    pub read_urls: Vec<LdapUrl>,
     pub bind_dn: Option<String>,
     pub bind_password: Option<Secret>,
     pub starttls: bool,
@@ -116,6 +122,9 @@ pub struct Settings {
     pub email_resend_interval: Duration,
     /// Mail the user about enrollments, recovery codes and locks.
     pub notify: bool,
+    pub directory: DirectoryKind,
+    /// `TwoFactorAcceptUnsignedState`: read values written before values were signed.
+    pub accept_unsigned_state: bool,
     attributes: [String; 8],
 }
 
@@ -235,8 +244,24 @@ impl Settings {
                     Some(file) => Some(read_pem(d::LDAP_CA_CERTIFICATE, file)?),
                     None => None,
                 };
+                let read_urls = cfg.ldap_read_urls.clone().unwrap_or_default();
+                if read_urls.first().is_some_and(|r| !r.same_search(&urls[0])) {
+                    return Err(ConfigError::new(
+                        d::LDAP_READ_URL,
+                        "must name the same base, attribute, scope and filter as TwoFactorLDAPURL (replicas of \
+                         one directory)",
+                    ));
+                }
+                let tls_writes = urls.iter().any(|u| u.tls);
+                if let Some(plain) = read_urls.iter().find(|u| tls_writes && !starttls && !u.tls) {
+                    return Err(ConfigError::new(
+                        d::LDAP_READ_URL,
+                        format!("'{}' is plain LDAP while TwoFactorLDAPURL uses ldaps://", plain.server()),
+                    ));
+                }
                 Some(LdapSettings {
                     urls: urls.clone(),
+                    read_urls,
                     bind_dn: cfg.ldap_bind_dn.clone(),
                     bind_password,
                     starttls,
@@ -245,6 +270,9 @@ impl Settings {
                 })
             }
             None if enforced => return Err(ConfigError::new(d::LDAP_URL, format!("is required {why}"))),
+            None if cfg.ldap_read_urls.is_some() => {
+                return Err(ConfigError::new(d::LDAP_READ_URL, "needs TwoFactorLDAPURL (where writes go)"))
+            }
             None => None,
         };
 
@@ -323,7 +351,8 @@ impl Settings {
             None => smtp.is_some(),
         };
 
-        let mut attributes = Role::ALL.map(|r| r.default_attribute().to_string());
+        let directory = cfg.directory.unwrap_or_default();
+        let mut attributes = Role::ALL.map(|r| directory.default_attribute(r).to_string());
         for (role, name) in &cfg.attributes {
             if let Some(i) = Role::ALL.iter().position(|r| r == role) {
                 attributes[i] = name.clone();
@@ -360,6 +389,8 @@ impl Settings {
             email_code_ttl: cfg.email_code_ttl.unwrap_or(Duration::from_secs(600)),
             email_resend_interval: cfg.email_resend_interval.unwrap_or(Duration::from_secs(60)),
             notify,
+            directory,
+            accept_unsigned_state: cfg.accept_unsigned_state.unwrap_or(false),
             attributes,
         };
         Ok((settings, warnings))
@@ -390,6 +421,11 @@ impl Settings {
     pub fn attribute(&self, role: Role) -> &str {
         let i = Role::ALL.iter().position(|r| *r == role).unwrap_or(0);
         &self.attributes[i]
+    }
+
+    /// Signs and opens `user`'s stored values; `None` without a key.
+    pub fn signer(&self, user: &str) -> Option<Signer<'_>> {
+        Some(Signer::new(self.keys.as_ref()?, user, self.accept_unsigned_state))
     }
 
     /// Whether `uri` (the decoded, normalised request path) is the challenge

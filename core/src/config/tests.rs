@@ -85,6 +85,13 @@ fn good_and_bad_values() {
         ("TwoFactorNotify Off", "TwoFactorNotify maybe", "must be On or Off"),
         ("TwoFactorSMTPCACertificate relay-ca.pem", "TwoFactorSMTPCACertificate", "takes exactly one argument"),
         ("TwoFactorAttribute completion extensionAttribute1", "TwoFactorAttribute lastlogin x", "the role must be"),
+        ("TwoFactorDirectory ad", "TwoFactorDirectory novell", "must be openldap or ad"),
+        ("TwoFactorAcceptUnsignedState On", "TwoFactorAcceptUnsignedState yes", "must be On or Off"),
+        (
+            "TwoFactorLDAPReadURL ldap://dc2.example.org/dc=example,dc=org?uid",
+            "TwoFactorLDAPReadURL http://dc2.example.org/",
+            "ldap",
+        ),
     ];
     let mut seen = Vec::new();
     for (good, bad, expected) in cases {

@@ -5,9 +5,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Settings;
+use crate::config::{Role, Settings};
 use crate::keys::Keys;
 use crate::secret::constant_time_eq;
+use crate::store::signed::Signer;
 use crate::store::UserEntry;
 
 /// The user's mail address (`TwoFactorMailAttribute`), if it looks like one.
@@ -45,12 +46,20 @@ impl EmailCode {
         }
     }
 
-    pub fn encode(&self) -> String {
+    pub fn seal(&self, signer: &Signer<'_>) -> String {
+        signer.sign(Role::EmailCode, &self.encode())
+    }
+
+    pub fn open(signer: &Signer<'_>, stored: &str) -> Option<EmailCode> {
+        signer.decode(Role::EmailCode, stored, EmailCode::decode)
+    }
+
+    fn encode(&self) -> String {
         let v = EmailCodeV1 { v: 1, h: URL_SAFE_NO_PAD.encode(&self.hash), e: self.expires, s: self.sent };
         serde_json::to_string(&v).unwrap_or_default()
     }
 
-    pub fn decode(text: &str) -> Option<EmailCode> {
+    fn decode(text: &str) -> Option<EmailCode> {
         let raw: EmailCodeV1 = serde_json::from_str(text).ok()?;
         let hash = URL_SAFE_NO_PAD.decode(raw.h).ok()?;
         (raw.v == 1 && hash.len() == 32).then_some(EmailCode { hash, expires: raw.e, sent: raw.s })

@@ -17,10 +17,12 @@ use webauthn_rs_core::proto::{
 };
 pub use webauthn_rs_core::WebauthnCore as RelyingParty;
 
+use crate::completion::no_key;
 use crate::config::{Role, Settings, WebAuthnSettings};
 use crate::keys::Keys;
 use crate::secret::constant_time_eq;
 use crate::store::schema::class_for;
+use crate::store::signed::Signer;
 use crate::store::{Change, Directory, Lookup, StoreError, UserEntry};
 
 /// How long the browser may take for the prompt (and the pending state lives).
@@ -76,13 +78,17 @@ impl StoredCredential {
         self.credential.counter
     }
 
-    pub fn encode(&self) -> String {
+    pub fn seal(&self, signer: &Signer<'_>) -> String {
         let value =
             StoredV1 { v: 1, n: self.name.clone(), c: self.created, u: self.last_used, k: self.credential.clone() };
-        serde_json::to_string(&value).unwrap_or_default()
+        signer.sign(Role::WebAuthn, &serde_json::to_string(&value).unwrap_or_default())
     }
 
-    pub fn decode(text: &str) -> Option<StoredCredential> {
+    pub fn open(signer: &Signer<'_>, stored: &str) -> Option<StoredCredential> {
+        signer.decode(Role::WebAuthn, stored, StoredCredential::decode)
+    }
+
+    fn decode(text: &str) -> Option<StoredCredential> {
         let v: StoredV1 = serde_json::from_str(text).ok().filter(|v: &StoredV1| v.v == 1)?;
         Some(StoredCredential { name: v.n, created: v.c, last_used: v.u, credential: v.k })
     }
@@ -94,12 +100,15 @@ impl std::fmt::Debug for StoredCredential {
     }
 }
 
-/// A user's credentials, with the stored value each came from.
+/// A user's credentials, with the stored value each came from (values
+/// that do not pass their check are no credential: a key someone wrote
+/// into the entry is never offered nor accepted).
 pub fn credentials<'a>(entry: &'a UserEntry, settings: &Settings) -> Vec<(&'a String, StoredCredential)> {
+    let Some(signer) = settings.signer(&entry.username) else { return Vec::new() };
     entry
         .values(settings.attribute(Role::WebAuthn))
         .iter()
-        .filter_map(|v| Some((v, StoredCredential::decode(v)?)))
+        .filter_map(|v| Some((v, StoredCredential::open(&signer, v)?)))
         .collect()
 }
 
@@ -155,9 +164,11 @@ fn nonce_domain(user: &str) -> String {
 }
 
 /// A pending value: `(binding hash, expiry, ceremony)`.
-fn decode_pending(text: &str) -> Option<(Vec<u8>, u64, Ceremony)> {
-    let v: PendingV1 = serde_json::from_str(text).ok().filter(|v: &PendingV1| v.v == 1)?;
-    Some((URL_SAFE_NO_PAD.decode(v.b).ok()?, v.e, v.c))
+fn decode_pending(signer: &Signer<'_>, stored: &str) -> Option<(Vec<u8>, u64, Ceremony)> {
+    signer.decode(Role::WebAuthnPending, stored, |text| {
+        let v: PendingV1 = serde_json::from_str(text).ok().filter(|v: &PendingV1| v.v == 1)?;
+        Some((URL_SAFE_NO_PAD.decode(v.b).ok()?, v.e, v.c))
+    })
 }
 
 /// The changes that start `ceremony` for this browser: its value comes,
@@ -172,11 +183,12 @@ pub fn start_changes(
     now: u64,
 ) -> Vec<Change> {
     let attr = settings.attribute(Role::WebAuthnPending);
+    let signer = Signer::new(keys, &entry.username, settings.accept_unsigned_state);
     let ours: Vec<Vec<u8>> = keys.hashes(&nonce_domain(&entry.username), nonce.as_bytes()).collect();
     let mut live: Vec<(u64, &String)> = Vec::new();
     let mut stale: Vec<String> = Vec::new();
     for value in entry.values(attr) {
-        match decode_pending(value) {
+        match decode_pending(&signer, value) {
             Some((bound, expires, _)) if expires > now && !ours.iter().any(|h| constant_time_eq(h, &bound)) => {
                 live.push((expires, value))
             }
@@ -199,7 +211,8 @@ pub fn start_changes(
     if !stale.is_empty() {
         changes.push(Change::Delete(attr.into(), stale));
     }
-    changes.push(Change::Add(attr.into(), vec![serde_json::to_string(&value).unwrap_or_default()]));
+    let payload = serde_json::to_string(&value).unwrap_or_default();
+    changes.push(Change::Add(attr.into(), vec![signer.sign(Role::WebAuthnPending, &payload)]));
     changes
 }
 
@@ -213,8 +226,9 @@ pub fn pending_of(
     now: u64,
 ) -> Option<(String, Ceremony)> {
     let ours: Vec<Vec<u8>> = keys.hashes(&nonce_domain(&entry.username), nonce.as_bytes()).collect();
+    let signer = Signer::new(keys, &entry.username, settings.accept_unsigned_state);
     entry.values(settings.attribute(Role::WebAuthnPending)).iter().find_map(|value| {
-        let (bound, expires, ceremony) = decode_pending(value)?;
+        let (bound, expires, ceremony) = decode_pending(&signer, value)?;
         let mine = ours.iter().fold(false, |hit, h| hit | constant_time_eq(h, &bound));
         (mine && expires > now && ceremony.kind() == kind).then(|| (value.clone(), ceremony))
     })
@@ -368,7 +382,9 @@ pub fn record_use(
         }
         stored.credential.counter = assertion.counter;
         stored.last_used = Some(now);
-        let changes = [Change::Delete(attr.into(), vec![old.clone()]), Change::Add(attr.into(), vec![stored.encode()])];
+        let signer = settings.signer(&entry.username).ok_or_else(no_key)?;
+        let changes =
+            [Change::Delete(attr.into(), vec![old.clone()]), Change::Add(attr.into(), vec![stored.seal(&signer)])];
         match directory.modify(&entry.dn, &changes) {
             Ok(()) => return Ok(Used::Recorded { name: stored.name }),
             Err(StoreError::Conflict) => continue,
@@ -378,10 +394,11 @@ pub fn record_use(
     Err(StoreError::Conflict)
 }
 
-/// The change that adds a new credential (a compare-and-swap on nothing:
-/// a value is unique by its credential id and creation time).
-pub fn add_change(settings: &Settings, credential: &StoredCredential) -> Change {
-    Change::Add(settings.attribute(Role::WebAuthn).into(), vec![credential.encode()])
+/// The change that adds a new credential of the signer's user (a
+/// compare-and-swap on nothing: a value is unique by its credential id and
+/// creation time).
+pub fn add_change(settings: &Settings, signer: &Signer<'_>, credential: &StoredCredential) -> Change {
+    Change::Add(settings.attribute(Role::WebAuthn).into(), vec![credential.seal(signer)])
 }
 
 /// The stored value of the credential `id` (base64url), to remove it.

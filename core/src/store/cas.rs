@@ -17,7 +17,9 @@ pub enum Decision<T> {
 }
 
 /// Reads `user`'s entry, lets `decide` look at the current value of
-/// `attr`, and writes its decision atomically. `decide` may run more than
+/// `attr`, and writes its decision atomically: the modify deletes every
+/// value read (one, for a single-valued role; any others are debris a
+/// misconfigured multi-valued attribute let in) and adds the new one. `decide` may run more than
 /// once (after a lost race) and must be pure. With `class`, an entry that
 /// lacks that auxiliary object class gets it in the same modify (the
 /// attribute is not allowed without it).
@@ -34,8 +36,8 @@ pub fn update<T>(
             Lookup::Found(entry) => entry,
             _ => return Err(StoreError::Refused("no single entry for this user".into())),
         };
-        let current = entry.values(attr).first().cloned();
-        match decide(&entry, current.as_deref()) {
+        let read = entry.values(attr).to_vec();
+        match decide(&entry, read.first().map(String::as_str)) {
             Decision::Keep(result) => return Ok(result),
             Decision::Write(new, result) => {
                 let mut changes = Vec::with_capacity(3);
@@ -44,8 +46,8 @@ pub fn update<T>(
                         changes.push(Change::Add("objectClass".into(), vec![class.into()]));
                     }
                 }
-                if let Some(old) = &current {
-                    changes.push(Change::Delete(attr.into(), vec![old.clone()]));
+                if !read.is_empty() {
+                    changes.push(Change::Delete(attr.into(), read));
                 }
                 if let Some(new) = new {
                     changes.push(Change::Add(attr.into(), vec![new]));

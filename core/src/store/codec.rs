@@ -1,14 +1,17 @@
 //! Versioned text values of the state attributes, as pure encode/decode.
 //!
-//! Every value is JSON with a `v` version field, so that the format can
-//! evolve; a value that does not decode is treated as absent (garbage is
-//! never a completion).
+//! Every payload is JSON with a `v` version field, so that the format can
+//! evolve, and is stored signed (`super::signed`): `seal` makes the stored
+//! form, `open` checks and parses it. A value that does not open is
+//! treated as absent where that is safe (garbage is never a completion)
+//! and as the worse case where absence would help (`locked_until`).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Algorithm;
+use super::signed::Signer;
+use crate::config::{Algorithm, Role};
 use crate::secret::constant_time_eq;
 use crate::totp::{Accepted, TotpParams};
 
@@ -44,7 +47,17 @@ struct CompletionV1 {
 }
 
 impl Completion {
-    pub fn encode(&self) -> String {
+    /// The stored form.
+    pub fn seal(&self, signer: &Signer<'_>) -> String {
+        signer.sign(Role::Completion, &self.encode())
+    }
+
+    /// A stored value that passes its check, parsed.
+    pub fn open(signer: &Signer<'_>, stored: &str) -> Option<Completion> {
+        signer.decode(Role::Completion, stored, Completion::decode)
+    }
+
+    fn encode(&self) -> String {
         let b = match &self.bound {
             Bound::Session(hash) => URL_SAFE_NO_PAD.encode(hash),
             Bound::Anywhere => "*".to_string(),
@@ -53,7 +66,7 @@ impl Completion {
         serde_json::to_string(&value).unwrap_or_default()
     }
 
-    pub fn decode(text: &str) -> Option<Completion> {
+    fn decode(text: &str) -> Option<Completion> {
         let raw: CompletionV1 = serde_json::from_str(text).ok()?;
         if raw.v != 1
             || raw.e < raw.t
@@ -101,6 +114,9 @@ pub struct Failures {
     pub locked_until: Option<u64>,
     /// Of `count`, the attempts whose code is still being checked.
     pub pending: u32,
+    /// Grows with every write (`anchor::next_generation`), so that a value
+    /// put back after a newer one was seen is known for what it is.
+    pub generation: u64,
 }
 
 /// `locked_until` of a lock that only an administrator lifts.
@@ -115,6 +131,8 @@ struct FailuresV1 {
     u: Option<u64>,
     #[serde(default, skip_serializing_if = "is_zero")]
     p: u32,
+    #[serde(default)]
+    g: u64,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -122,14 +140,29 @@ fn is_zero(n: &u32) -> bool {
 }
 
 impl Failures {
-    pub fn encode(&self) -> String {
-        let value = FailuresV1 { v: 1, n: self.count, l: self.last, u: self.locked_until, p: self.pending };
+    pub fn seal(&self, signer: &Signer<'_>) -> String {
+        signer.sign(Role::Failures, &self.encode())
+    }
+
+    pub fn open(signer: &Signer<'_>, stored: &str) -> Option<Failures> {
+        signer.decode(Role::Failures, stored, Failures::decode)
+    }
+
+    fn encode(&self) -> String {
+        let value =
+            FailuresV1 { v: 1, n: self.count, l: self.last, u: self.locked_until, p: self.pending, g: self.generation };
         serde_json::to_string(&value).unwrap_or_default()
     }
 
-    pub fn decode(text: &str) -> Option<Failures> {
+    fn decode(text: &str) -> Option<Failures> {
         let raw: FailuresV1 = serde_json::from_str(text).ok()?;
-        (raw.v == 1).then_some(Failures { count: raw.n, last: raw.l, locked_until: raw.u, pending: raw.p })
+        (raw.v == 1).then_some(Failures {
+            count: raw.n,
+            last: raw.l,
+            locked_until: raw.u,
+            pending: raw.p,
+            generation: raw.g,
+        })
     }
 
     /// Whether the account is locked at `now`.
@@ -139,10 +172,16 @@ impl Failures {
 }
 
 /// The lock state of an entry's failures value, failing closed: a value
-/// that cannot be read counts as locked until an administrator looks at it.
-pub fn locked_until(values: &[String], now: u64) -> Option<u64> {
-    let value = values.first()?;
-    match Failures::decode(value) {
+/// that cannot be read (or does not pass its check) counts as locked until
+/// an administrator looks at it, and so do several values where there
+/// should be one.
+pub fn locked_until(signer: &Signer<'_>, values: &[String], now: u64) -> Option<u64> {
+    let value = match values {
+        [] => return None,
+        [one] => one,
+        _ => return Some(LOCKED_UNTIL_UNLOCKED),
+    };
+    match Failures::open(signer, value) {
         Some(f) if f.is_locked(now) => f.locked_until,
         Some(_) => None,
         None => Some(LOCKED_UNTIL_UNLOCKED),
@@ -183,8 +222,16 @@ struct TotpRecordV1 {
 }
 
 impl TotpRecord {
+    pub fn seal(&self, signer: &Signer<'_>) -> String {
+        signer.sign(Role::Totp, &self.encode())
+    }
+
+    pub fn open(signer: &Signer<'_>, stored: &str) -> Option<TotpRecord> {
+        signer.decode(Role::Totp, stored, TotpRecord::decode)
+    }
+
     /// `{"v":1,"s":"<base64url>","a":"SHA1","d":6,"p":30}`
-    pub fn encode(&self) -> String {
+    fn encode(&self) -> String {
         let value = TotpRecordV1 {
             v: 1,
             s: URL_SAFE_NO_PAD.encode(&self.sealed),
@@ -197,7 +244,7 @@ impl TotpRecord {
     }
 
     /// `None` for anything but a well-formed version-1 value with valid parameters.
-    pub fn decode(text: &str) -> Option<TotpRecord> {
+    fn decode(text: &str) -> Option<TotpRecord> {
         let raw: TotpRecordV1 = serde_json::from_str(text).ok()?;
         if raw.v != 1 {
             return None;
@@ -233,13 +280,21 @@ struct LastStepV1 {
 }
 
 impl LastStep {
+    pub fn seal(&self, signer: &Signer<'_>) -> String {
+        signer.sign(Role::TotpLast, &self.encode())
+    }
+
+    pub fn open(signer: &Signer<'_>, stored: &str) -> Option<LastStep> {
+        signer.decode(Role::TotpLast, stored, LastStep::decode)
+    }
+
     /// `{"v":1,"t":<step>,"o":<drift>}`
-    pub fn encode(&self) -> String {
+    fn encode(&self) -> String {
         serde_json::to_string(&LastStepV1 { v: 1, t: self.step, o: self.drift }).unwrap_or_default()
     }
 
     /// `None` for anything but a well-formed version-1 value.
-    pub fn decode(text: &str) -> Option<LastStep> {
+    fn decode(text: &str) -> Option<LastStep> {
         let raw: LastStepV1 = serde_json::from_str(text).ok()?;
         (raw.v == 1).then_some(LastStep { step: raw.t, drift: raw.o })
     }
@@ -301,22 +356,38 @@ mod tests {
 
     #[test]
     fn failures() {
-        let f = Failures { count: 5, last: 100, locked_until: Some(1900), pending: 0 };
+        let f = Failures { count: 5, last: 100, locked_until: Some(1900), pending: 0, generation: 7 };
         assert_eq!(Failures::decode(&f.encode()), Some(f));
         assert!(f.is_locked(1899) && !f.is_locked(1900));
-        let unlocked = Failures { count: 2, last: 100, locked_until: None, pending: 0 };
+        let unlocked = Failures { count: 2, last: 100, locked_until: None, pending: 0, generation: 0 };
         assert!(!unlocked.encode().contains("\"u\"") && !unlocked.encode().contains("\"p\""));
         let in_flight = Failures { pending: 2, ..unlocked };
         assert_eq!(Failures::decode(&in_flight.encode()), Some(in_flight));
         assert_eq!(
             Failures::decode(r#"{"v":1,"n":2,"l":100}"#),
             Some(unlocked),
-            "values written before pending existed"
+            "values written before pending and generations existed"
         );
-        assert_eq!(locked_until(&[f.encode()], 1000), Some(1900));
-        assert_eq!(locked_until(&[f.encode()], 2000), None);
-        assert_eq!(locked_until(&[], 2000), None);
-        assert_eq!(locked_until(&["{broken".into()], 2000), Some(LOCKED_UNTIL_UNLOCKED), "garbage fails closed");
+    }
+
+    #[test]
+    fn the_lock_fails_closed_on_anything_but_one_genuine_value() {
+        let keys = crate::testing::keys();
+        let alice = Signer::new(&keys, "alice", false);
+        let f = Failures { count: 5, last: 100, locked_until: Some(1900), pending: 0, generation: 7 };
+        assert_eq!(locked_until(&alice, &[f.seal(&alice)], 1000), Some(1900));
+        assert_eq!(locked_until(&alice, &[f.seal(&alice)], 2000), None);
+        assert_eq!(locked_until(&alice, &[], 2000), None);
+        let unlocked = Failures { locked_until: None, ..f };
+        for (values, why) in [
+            (vec!["{broken".to_string()], "garbage"),
+            (vec![unlocked.encode()], "unsigned"),
+            (vec![unlocked.seal(&Signer::new(&keys, "bob", false))], "another user's"),
+            (vec![unlocked.seal(&alice), unlocked.seal(&alice).replace("\"n\":5", "\"n\":0")], "two values"),
+        ] {
+            assert_eq!(locked_until(&alice, &values, 2000), Some(LOCKED_UNTIL_UNLOCKED), "{why}");
+        }
+        crate::tamper::take();
     }
 
     // ----- codecs -----

@@ -9,6 +9,7 @@ mod ldap;
 pub(crate) mod memory;
 pub mod schema;
 mod seeded;
+pub mod signed;
 
 use std::fmt;
 

@@ -9,6 +9,7 @@ use testkit::softkey::SoftKey;
 
 use super::*;
 use crate::config::WebAuthnSettings;
+use crate::keys::Keys;
 use crate::store::memory::MemoryDirectory;
 use crate::testing;
 
@@ -46,7 +47,9 @@ fn a_registered_key_signs_in_and_its_counter_moves_on() {
     let assertion = sign_in(&mut key, &stored).unwrap();
     assert_eq!(assertion, Assertion { credential_id: key.id.clone(), counter: 2 });
     // The stored value round-trips, public key and all.
-    let back = StoredCredential::decode(&stored.encode()).unwrap();
+    let k = keys();
+    let alice = Signer::new(&k, "alice", false);
+    let back = StoredCredential::open(&alice, &stored.seal(&alice)).unwrap();
     assert_eq!((back.name.as_str(), back.created, back.id()), ("Laptop", NOW, stored.id()));
     assert!(sign_in(&mut key, &back).is_ok());
     assert!(!format!("{back:?}").contains("EC_EC2"), "Debug shows id and name only");
@@ -113,7 +116,31 @@ fn a_counter_that_goes_backwards_is_a_clone() {
 }
 
 fn directory_with(stored: &StoredCredential) -> MemoryDirectory {
-    MemoryDirectory::default().with_user("alice", &[("twoFactorWebAuthn", &[stored.encode().as_str()])])
+    let k = keys();
+    let value = stored.seal(&Signer::new(&k, "alice", false));
+    MemoryDirectory::default().with_user("alice", &[("twoFactorWebAuthn", &[value.as_str()])])
+}
+
+#[test]
+fn a_key_written_into_the_entry_by_someone_without_the_key_file_is_no_credential() {
+    let settings = testing::settings(&[]);
+    let mut key = SoftKey::new(ORIGIN, "example.org");
+    let stored = registered(&mut key);
+    let attacker_keys = Keys::from_files(&[crate::secret::Secret::new(vec![0xee; 32])]).unwrap();
+    let forged = stored.seal(&Signer::new(&attacker_keys, "alice", false));
+    let k = keys();
+    let bobs = stored.seal(&Signer::new(&k, "bob", false));
+    let alice = Signer::new(&k, "alice", false);
+    let sealed = stored.seal(&alice);
+    let unsigned = alice.open(Role::WebAuthn, &sealed).unwrap().to_string();
+    for value in [forged, bobs, unsigned] {
+        let directory = MemoryDirectory::default().with_user("alice", &[("twoFactorWebAuthn", &[value.as_str()])]);
+        let Lookup::Found(entry) = directory.find_user("alice", &["twoFactorWebAuthn"]).unwrap() else { panic!() };
+        assert!(credentials(&entry, &settings).is_empty(), "{value}");
+        let assertion = sign_in(&mut key, &stored).unwrap();
+        assert_eq!(record_use(&directory, &settings, "alice", &assertion, NOW), Ok(Used::Gone));
+    }
+    crate::tamper::take();
 }
 
 #[test]
@@ -125,7 +152,9 @@ fn a_sign_in_is_recorded_once_and_a_copy_behind_it_is_a_regression() {
     let assertion = sign_in(&mut key, &stored).unwrap();
     let used = record_use(&directory, &settings, "alice", &assertion, NOW + 5).unwrap();
     assert_eq!(used, Used::Recorded { name: "Laptop".into() });
-    let now_stored = StoredCredential::decode(&directory.values("alice", "twoFactorWebAuthn")[0]).unwrap();
+    let k = keys();
+    let alice = Signer::new(&k, "alice", false);
+    let now_stored = StoredCredential::open(&alice, &directory.values("alice", "twoFactorWebAuthn")[0]).unwrap();
     assert_eq!((now_stored.counter(), now_stored.last_used), (2, Some(NOW + 5)));
     // A second use of the same counter (a cloned key, or the same answer twice).
     assert_eq!(record_use(&directory, &settings, "alice", &assertion, NOW + 6).unwrap(), Used::Regressed);
