@@ -211,13 +211,13 @@ fn an_expired_passcode_is_refused() {
     let sent = b.post(&f.action, &f.with(&[]));
     let passcode = passcode_in(&mail_for(&s, 1, "bob@example.test")).unwrap();
     // Ten minutes later (the stored expiry moved into the past).
-    let dn = s.slapd.user_dn("bob");
-    let stored = s.slapd.attr_values(&dn, "twoFactorEmailCode").pop().unwrap();
+    let dn = s.directory.user_dn("bob");
+    let stored = s.directory.attr_values(&dn, "twoFactorEmailCode").pop().unwrap();
     let aged = stored.replace(
         &format!("\"e\":{}", stored.split("\"e\":").nth(1).unwrap().split(',').next().unwrap()),
         &format!("\"e\":{}", now() - 1),
     );
-    s.slapd.modify_ldif(&format!(
+    s.directory.modify_ldif(&format!(
         "dn: {dn}\nchangetype: modify\ndelete: twoFactorEmailCode\ntwoFactorEmailCode: {stored}\n-\nadd: twoFactorEmailCode\ntwoFactorEmailCode: {aged}\n"
     ));
     let v = form(&sent.text(), "/email");
@@ -269,9 +269,9 @@ fn recovery_codes_work_once() {
 fn many_concurrent_submissions_of_one_recovery_code_succeed_once() {
     let s = roomy_stack("TwoFactorMaxAttempts 20\n");
     let (_, codes, _) = enroll(&s, "alice", 0);
-    let dn = s.slapd.user_dn("alice");
-    let stored_codes = s.slapd.attr_values(&dn, "twoFactorRecovery").len();
-    let completions = s.slapd.attr_values(&dn, "twoFactorCompletion").len();
+    let dn = s.directory.user_dn("alice");
+    let stored_codes = s.directory.attr_values(&dn, "twoFactorRecovery").len();
+    let completions = s.directory.attr_values(&dn, "twoFactorCompletion").len();
     let prepared: Vec<(Session, testkit::session::Form)> = (0..AT_ONCE)
         .map(|_| {
             let mut b = Session::direct(s.protected.port, "alice");
@@ -295,8 +295,8 @@ fn many_concurrent_submissions_of_one_recovery_code_succeed_once() {
     let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     assert_eq!(statuses.iter().filter(|s| **s == 303).count(), 1, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), AT_ONCE - 1, "{statuses:?}");
-    assert_eq!(s.slapd.attr_values(&dn, "twoFactorRecovery").len(), stored_codes - 1, "the code is used up once");
-    assert_eq!(s.slapd.attr_values(&dn, "twoFactorCompletion").len(), completions + 1, "one completion recorded");
+    assert_eq!(s.directory.attr_values(&dn, "twoFactorRecovery").len(), stored_codes - 1, "the code is used up once");
+    assert_eq!(s.directory.attr_values(&dn, "twoFactorCompletion").len(), completions + 1, "one completion recorded");
 }
 
 #[test]
@@ -319,10 +319,10 @@ fn lockout_after_max_attempts_and_auto_unlock() {
     assert_eq!(Session::direct(s.protected.port, "alice").get("/app/").status, 303);
 
     // The lock ends by itself (here: its end moved into the past).
-    let dn = s.slapd.user_dn("alice");
+    let dn = s.directory.user_dn("alice");
     let failures =
         Failures { count: 3, last: now() - 700, locked_until: Some(now() - 1), pending: 0, generation: u64::MAX / 2 };
-    s.slapd.modify_ldif(&format!(
+    s.directory.modify_ldif(&format!(
         "dn: {dn}\nchangetype: modify\nreplace: twoFactorFailures\ntwoFactorFailures: {}\n",
         failures.seal(&Signer::new(&keys(&s), "alice", false))
     ));
@@ -362,7 +362,7 @@ fn parallel_wrong_guesses_all_count() {
 /// a burst of 40 submissions to be checked at the same time.
 fn roomy_stack(extra: &str) -> Stack {
     let apache = ApacheOptions { threads: 20, servers: 2, ..ApacheOptions::default() };
-    Stack::start(StackOptions { gateway: false, extra: extra.into(), apache })
+    Stack::start(StackOptions { gateway: false, extra: extra.into(), apache, directory: None })
 }
 
 /// A browser of `user` on the TOTP form.
@@ -393,7 +393,7 @@ fn burst(s: &Stack, user: &str, codes: &[String]) -> Vec<u16> {
 }
 
 fn stored_failures(s: &Stack, user: &str) -> Failures {
-    let stored = s.slapd.attr_values(&s.slapd.user_dn(user), "twoFactorFailures");
+    let stored = s.directory.attr_values(&s.directory.user_dn(user), "twoFactorFailures");
     let keys = keys(s);
     Failures::open(&Signer::new(&keys, user, false), stored.first().expect("a failures value"))
         .expect("a genuine failures value")
@@ -430,7 +430,11 @@ fn forty_parallel_wrong_codes_check_at_most_max_attempts() {
     assert_eq!(right.status, 403, "{}", right.text());
     assert!(right.text().contains("Account locked"), "{}", right.text());
     assert!(stored_failures(&s, "alice").is_locked(now()));
-    assert_eq!(s.slapd.attr_values(&s.slapd.user_dn("alice"), "twoFactorCompletion").len(), 1, "only the enrollment's");
+    assert_eq!(
+        s.directory.attr_values(&s.directory.user_dn("alice"), "twoFactorCompletion").len(),
+        1,
+        "only the enrollment's"
+    );
     assert!(!s.protected.error_log().contains("event=unlocked"));
 }
 
@@ -642,8 +646,8 @@ fn notices_of_a_recovery_code_and_a_lock() {
     let rf = form(&d.get("/2fa/recovery").text(), "/recovery");
     // Locked: the recovery code is refused without being checked, and the lock's notice was sent already.
     assert_eq!(d.post(&rf.action, &rf.with(&[("code", &codes[4])])).status, 403);
-    let dn = s.slapd.user_dn("alice");
-    s.slapd.modify_ldif(&format!("dn: {dn}\nchangetype: modify\ndelete: twoFactorFailures\n"));
+    let dn = s.directory.user_dn("alice");
+    s.directory.modify_ldif(&format!("dn: {dn}\nchangetype: modify\ndelete: twoFactorFailures\n"));
     let started = std::time::Instant::now();
     assert_eq!(d.post(&rf.action, &rf.with(&[("code", &codes[4])])).status, 303);
     assert!(started.elapsed() < Duration::from_secs(5), "the response waited for the mail relay");
@@ -695,7 +699,7 @@ fn no_secret_code_or_cookie_reaches_a_log() {
     let mut needles = vec![totp::base32_encode(&secret), used, passcode];
     needles.extend(codes);
     needles.extend(first.cookies.iter().chain(b.cookies.iter()).map(|(_, v)| v.clone()));
-    let logs = [s.protected.error_log(), s.protected.access_log(), s.protected.stderr(), s.slapd.log()];
+    let logs = [s.protected.error_log(), s.protected.access_log(), s.protected.stderr(), s.directory.log()];
     for needle in &needles {
         for log in &logs {
             assert!(!log.contains(needle.as_str()), "a secret value appears in a log");
@@ -717,6 +721,6 @@ fn state_is_written_to_entries_without_the_auxiliary_class() {
     let wrong = b.post(&v.action, &v.with(&[("code", "00000000")]));
     assert_eq!(wrong.status, 200, "{}", wrong.text());
     assert_eq!(b.post(&v.action, &v.with(&[("code", &passcode)])).status, 303);
-    let classes = s.slapd.attr_values(&s.slapd.user_dn("carol"), "objectClass");
+    let classes = s.directory.attr_values(&s.directory.user_dn("carol"), "objectClass");
     assert!(classes.iter().any(|c| c == "twoFactorUser"), "{classes:?}");
 }

@@ -33,7 +33,8 @@ fn store_completion(s: &Stack, uid: &str, attr: &str, presented: Presented<'_>, 
     let keys = keys(s);
     let completion = Completion { bound: presented.bound(&keys), issued, expires, method: "totp".into() };
     let value = completion.seal(&Signer::new(&keys, uid, false));
-    s.slapd.modify_ldif(&format!("dn: {}\nchangetype: modify\nadd: {attr}\n{attr}: {value}\n", s.slapd.user_dn(uid)));
+    s.directory
+        .modify_ldif(&format!("dn: {}\nchangetype: modify\nadd: {attr}\n{attr}: {value}\n", s.directory.user_dn(uid)));
 }
 
 fn with_cookie(path: &str, user: &str, cookie: &str) -> Request {
@@ -126,7 +127,7 @@ fn the_directory_being_down_fails_closed_and_recovers_without_restart() {
     store_completion(&s, "alice", "twoFactorCompletion", Presented::Cookie(COOKIE.as_bytes()), now(), now() + 3600);
     assert_eq!(with_cookie("/app/", "alice", COOKIE).send(port).status, 200);
 
-    let mut slapd = s.slapd;
+    let mut slapd = s.directory;
     slapd.stop();
     for _ in 0..20 {
         let r = with_cookie("/app/", "alice", COOKIE).send(port);
@@ -153,8 +154,10 @@ fn the_cache_holds_an_allow_for_one_ttl_only() {
     let port = s.protected.port;
     store_completion(&s, "alice", "twoFactorCompletion", Presented::Cookie(COOKIE.as_bytes()), now(), now() + 3600);
     assert_eq!(with_cookie("/app/", "alice", COOKIE).send(port).status, 200);
-    s.slapd
-        .modify_ldif(&format!("dn: {}\nchangetype: modify\ndelete: twoFactorCompletion\n", s.slapd.user_dn("alice")));
+    s.directory.modify_ldif(&format!(
+        "dn: {}\nchangetype: modify\ndelete: twoFactorCompletion\n",
+        s.directory.user_dn("alice")
+    ));
     let revoked_at = std::time::Instant::now();
     // Within the TTL the cached allow may still hold; after it, never.
     let stopped = testkit::apache::wait_until(Duration::from_secs(10), || {
@@ -255,9 +258,9 @@ fn mapped_attributes_for_directories_without_the_schema() {
         pending: 0,
         generation: 1,
     };
-    s.slapd.modify_ldif(&format!(
+    s.directory.modify_ldif(&format!(
         "dn: {}\nchangetype: modify\nadd: roomNumber\nroomNumber: {}\n",
-        s.slapd.user_dn("bob"),
+        s.directory.user_dn("bob"),
         locked.seal(&Signer::new(&keys(&s), "bob", false))
     ));
     // Locked: navigations go to the challenge (which explains), the rest get
@@ -304,7 +307,7 @@ fn a_completion_made_through_one_server_is_honoured_by_another() {
     std::fs::create_dir_all(&root).unwrap();
     std::fs::copy(&s.key_file, root.join("twofactor.key")).unwrap();
     std::fs::copy(s.protected.root.join("bind.pw"), root.join("bind.pw")).unwrap();
-    let body = testkit::stack::protected_body(&root, &s.slapd, &s.smtp, &s.backend, "");
+    let body = testkit::stack::protected_body(&root, &s.directory, &s.smtp, &s.backend, "");
     let second = testkit::apache::Apache::start(&root, testkit::apache::ApacheOptions::default(), &body);
     let value = cookie.split_once('=').unwrap().1;
     assert_eq!(with_cookie("/app/page", "alice", value).send(second.port).status, 200);

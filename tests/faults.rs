@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use testkit::apache::{wait_until, ApacheOptions};
+use testkit::directory::Kind;
 use testkit::http::Request;
 use testkit::load::{Load, Sample};
 use testkit::stack::{Stack, StackOptions};
@@ -31,7 +32,12 @@ fn now() -> u64 {
 /// Two children of 10 threads, a 2 s directory timeout.
 fn fault_stack(extra: &str) -> Stack {
     let apache = ApacheOptions { threads: 10, servers: 2, ..ApacheOptions::default() };
-    Stack::start(StackOptions { gateway: false, extra: format!("TwoFactorLDAPTimeout 2s\n{extra}"), apache })
+    Stack::start(StackOptions {
+        gateway: false,
+        extra: format!("TwoFactorLDAPTimeout 2s\n{extra}"),
+        apache,
+        directory: None,
+    })
 }
 
 fn store_completion(s: &Stack, uid: &str, cookie: &str) {
@@ -43,10 +49,9 @@ fn store_completion(s: &Stack, uid: &str, cookie: &str) {
         method: "totp".into(),
     }
     .seal(&Signer::new(&keys, uid, false));
-    s.slapd.modify_ldif(&format!(
-        "dn: {}\nchangetype: modify\nadd: twoFactorCompletion\ntwoFactorCompletion: {value}\n",
-        s.slapd.user_dn(uid)
-    ));
+    let attr = s.directory.attribute("completion");
+    s.directory
+        .modify_ldif(&format!("dn: {}\nchangetype: modify\nadd: {attr}\n{attr}: {value}\n", s.directory.user_dn(uid)));
 }
 
 fn with_cookie(path: &str, user: &str, cookie: &str) -> Request {
@@ -119,12 +124,12 @@ fn the_directory_killed_under_load() {
     let load = Load::start(port, mix(), 6);
     let started = Instant::now();
     std::thread::sleep(Duration::from_millis(500));
-    s.slapd.kill();
+    s.directory.kill();
     settle(started, "a 503 while the directory is gone", || {
         with_cookie("/app/data", "bob", FORGED_COOKIE).send(port).status == 503
     });
     std::thread::sleep(Duration::from_secs(2));
-    s.slapd.start_again();
+    s.directory.start_again();
     let restarted = Instant::now();
     let recovery = recovery_time(port, restarted);
     std::thread::sleep(Duration::from_millis(500));
@@ -148,13 +153,13 @@ fn the_directory_stopped_under_load() {
     let load = Load::start(port, mix(), 6);
     let started = Instant::now();
     std::thread::sleep(Duration::from_millis(500));
-    s.slapd.pause();
+    s.directory.pause();
     let paused = Instant::now();
     settle(started, "a 503 while the directory answers nothing", || {
         with_cookie("/app/data", "bob", FORGED_COOKIE).send(port).status == 503
     });
     std::thread::sleep(Duration::from_secs(3));
-    s.slapd.resume();
+    s.directory.resume();
     let resumed = Instant::now();
     let recovery = recovery_time(port, resumed);
     let samples = load.stop();
@@ -199,7 +204,7 @@ fn ask_for_a_mail(port: u16) -> testkit::http::Response {
 #[test]
 fn the_mail_relay_down_refusing_or_hanging() {
     let s = fault_stack("TwoFactorEmailResendInterval 5m\n");
-    let bob = s.slapd.user_dn("bob");
+    let bob = s.directory.user_dn("bob");
     let dir = testkit::process::test_dir("twofactor-smtp-faults");
     let refusing = testkit::smtp::SmtpSink::start_with(dir.path(), &["-f", "RCPT"]);
     let hanging_dir = testkit::process::test_dir("twofactor-smtp-hang");
@@ -210,7 +215,7 @@ fn the_mail_relay_down_refusing_or_hanging() {
     s.smtp.stop();
     for (what, relay) in relays {
         if let Some(relay_port) = relay {
-            let body = testkit::stack::protected_body(&s.protected.root, &s.slapd, &s.smtp, &s.backend, "")
+            let body = testkit::stack::protected_body(&s.protected.root, &s.directory, &s.smtp, &s.backend, "")
                 .replace(&format!("smtp://127.0.0.1:{}", s.smtp.port), &format!("smtp://127.0.0.1:{relay_port}"));
             s.protected.restart_with(&format!("{body}TwoFactorLDAPTimeout 2s\nTwoFactorEmailResendInterval 5m\n"));
         }
@@ -222,7 +227,7 @@ fn the_mail_relay_down_refusing_or_hanging() {
             assert_eq!(r.status, 503, "{what}, attempt {attempt}: {}", r.text());
             assert!(r.text().contains("Mail could not be sent"), "{what}: {}", r.text());
             // Not "a code was sent moments ago": nothing was stored.
-            assert!(s.slapd.attr_values(&bob, "twoFactorEmailCode").is_empty(), "{what}: a code was kept");
+            assert!(s.directory.attr_values(&bob, "twoFactorEmailCode").is_empty(), "{what}: a code was kept");
         }
         let log = s.protected.wait_for_error_log("event=smtp-error");
         assert_eq!(log.matches("event=smtp-error").count() - before, 2, "{what}: one line per attempt:\n{log}");
@@ -233,21 +238,26 @@ fn the_mail_relay_down_refusing_or_hanging() {
     }
     // A relay that works again: the next request sends the mail.
     let working = testkit::smtp::SmtpSink::start(testkit::process::test_dir("twofactor-smtp-ok").path());
-    let body = testkit::stack::protected_body(&s.protected.root, &s.slapd, &working, &s.backend, "");
+    let body = testkit::stack::protected_body(&s.protected.root, &s.directory, &working, &s.backend, "");
     s.protected.restart_with(&body);
     assert_eq!(ask_for_a_mail(s.protected.port).status, 200);
     working.wait_for_passcode_mails("bob@example.test", 1, Duration::from_secs(15));
     assert_no_crash(&s);
 }
 
-/// The protected server's configuration with `urls` as its directory.
+/// The protected server's configuration with `urls` (slapd's, or fake
+/// servers') as its directory.
 fn body_with_directories(s: &Stack, urls: &[String], extra: &str) -> String {
-    let people = &s.slapd.people_dn;
-    let list: Vec<String> = urls.iter().map(|u| format!("{u}/{people}?uid?sub")).collect();
-    let body = testkit::stack::protected_body(&s.protected.root, &s.slapd, &s.smtp, &s.backend, "");
-    let own = format!("TwoFactorLDAPURL {}/{people}?uid?sub", s.slapd.url);
-    assert!(body.contains(&own));
-    body.replace(&own, &format!("TwoFactorLDAPURL {}", list.join(" "))) + "TwoFactorLDAPTimeout 2s\n" + extra
+    let list: Vec<String> = urls.iter().map(|u| format!("{u}/ou=people,dc=example,dc=test?uid?sub")).collect();
+    let body = testkit::stack::protected_body(&s.protected.root, &s.directory, &s.smtp, &s.backend, "");
+    let lines: Vec<String> = body
+        .lines()
+        .map(|line| match line.starts_with("TwoFactorLDAPURL ") {
+            true => format!("TwoFactorLDAPURL {}", list.join(" ")),
+            false => line.to_string(),
+        })
+        .collect();
+    lines.join("\n") + "\nTwoFactorLDAPTimeout 2s\n" + extra
 }
 
 /// A directory that sends junk, or dies in the middle of its answer: the
@@ -288,10 +298,14 @@ fn a_directory_that_answers_junk_or_resets_mid_reply() {
 /// end within the timeout, answered by the second.
 #[test]
 fn failover_to_the_second_directory_and_back() {
+    if Kind::from_environment() == Kind::SambaAd {
+        eprintln!("skipped against Samba AD: this test is about two slapd replicas and their operation logs");
+        return;
+    }
     let mut s = fault_stack("");
     let first_dir = testkit::process::test_dir("twofactor-first-directory");
     let mut first = testkit::slapd::Slapd::start_with_stats_log(first_dir.path());
-    for (slapd, uid, cookie) in [(&s.slapd, "bob", BOB_COOKIE), (&first, "bob", BOB_COOKIE)] {
+    for (slapd, uid, cookie) in [(s.directory.slapd(), "bob", BOB_COOKIE), (&first, "bob", BOB_COOKIE)] {
         let keys = Keys::from_files(&[Secret::new(std::fs::read(&s.key_file).unwrap())]).unwrap();
         let value = Completion {
             bound: Presented::Cookie(cookie.as_bytes()).bound(&keys),
@@ -305,7 +319,8 @@ fn failover_to_the_second_directory_and_back() {
             slapd.user_dn(uid)
         ));
     }
-    let body = body_with_directories(&s, &[first.url.clone(), s.slapd.url.clone()], "TwoFactorCacheTTL 0\n");
+    let second = s.directory.slapd().url.clone();
+    let body = body_with_directories(&s, &[first.url.clone(), second], "TwoFactorCacheTTL 0\n");
     s.protected.restart_with(&body);
     let port = s.protected.port;
     let bob = || with_cookie("/app/data", "bob", BOB_COOKIE);
@@ -426,16 +441,21 @@ fn graceful_restarts_under_load() {
 #[test]
 fn every_outage_is_told_with_its_end() {
     let apache = ApacheOptions { servers: 1, ..ApacheOptions::default() };
-    let mut s = Stack::start(StackOptions { gateway: false, extra: "TwoFactorLDAPTimeout 2s\n".into(), apache });
+    let mut s = Stack::start(StackOptions {
+        gateway: false,
+        extra: "TwoFactorLDAPTimeout 2s\n".into(),
+        apache,
+        directory: None,
+    });
     let port = s.protected.port;
     store_completion(&s, "bob", BOB_COOKIE);
     let forged = || with_cookie("/app/data", "bob", FORGED_COOKIE).send(port).status;
     for outage in 1..=2 {
-        s.slapd.kill();
+        s.directory.kill();
         for _ in 0..3 {
             assert_eq!(forged(), 503);
         }
-        s.slapd.start_again();
+        s.directory.start_again();
         assert!(wait_until(Duration::from_secs(10), || forged() == 303), "outage {outage}: no return");
         let log = s.protected.wait_for_error_log("event=ldap-recovered");
         assert_eq!(log.matches("event=ldap-error").count(), outage, "one line per outage:\n{log}");
@@ -466,7 +486,7 @@ fn mail_over_starttls_and_smtps_with_the_certificate_verified() {
         };
         let plain = format!("smtp://127.0.0.1:{}", s.smtp.port);
         for (trust, delivered) in [(Some(&ca.cert), true), (Some(&other.cert), false), (None, false)] {
-            let body = testkit::stack::protected_body(&s.protected.root, &s.slapd, &s.smtp, &s.backend, "")
+            let body = testkit::stack::protected_body(&s.protected.root, &s.directory, &s.smtp, &s.backend, "")
                 .replace(&plain, &url);
             let ca_line = trust.map(|c| format!("TwoFactorSMTPCACertificate {}\n", c.display())).unwrap_or_default();
             s.protected.restart_with(&format!("{body}{ca_line}TwoFactorEmailResendInterval 0\n"));

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use testkit::apache::{gateway_body, write_htpasswd, Apache, ApacheOptions};
 use testkit::backend::seen_header;
+use testkit::directory::Kind;
 use testkit::session::{form, form_where, passcode_in, Session};
 use testkit::stack::{Stack, StackOptions};
 use twofactor_core::config::Algorithm;
@@ -30,8 +31,13 @@ fn now() -> u64 {
 fn two_hundred_users_complete_at_once_through_the_gateway() {
     let options =
         ApacheOptions { threads: 50, servers: 2, log_level: "warn twofactor:info".into(), ..ApacheOptions::default() };
-    let s = Stack::start(StackOptions { gateway: false, extra: String::new(), apache: options.clone() });
-    let users = s.slapd.add_users(USERS);
+    let s = Stack::start(StackOptions {
+        gateway: false,
+        extra: String::new(),
+        apache: options.clone(),
+        directory: Some(Kind::Slapd),
+    });
+    let users = s.directory.slapd().add_users(USERS);
     let (token_users, mail_users) = users.split_at(USERS / 2);
 
     // The hardware tokens of the first half, imported as a seed file.
@@ -121,7 +127,7 @@ fn two_hundred_users_complete_at_once_through_the_gateway() {
     assert_eq!(done, USERS);
     let logs = s.protected.error_log();
     assert!(!logs.contains("event=locked") && !logs.contains("-fail "), "a code was refused:\n{logs}");
-    let failures = s.slapd.search("(twoFactorFailures=*)", &["uid"]);
+    let failures = s.directory.slapd().search("(twoFactorFailures=*)", &["uid"]);
     assert!(!failures.contains("uid: user"), "a failure count was left:\n{failures}");
     assert!(!logs.contains("exit signal") && !logs.contains("panicked"));
 }

@@ -11,6 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use testkit::apache::{wait_until, ApacheOptions};
+use testkit::directory::Kind;
 use testkit::http::Request;
 use testkit::session::{form, Session};
 use testkit::stack::{Stack, StackOptions};
@@ -92,7 +93,8 @@ fn scrape(s: &Stack) -> (String, BTreeMap<String, f64>) {
 #[test]
 fn the_scraped_numbers_are_the_traffic_sent_whichever_child_served_it() {
     let apache = ApacheOptions { threads: 4, servers: 2, ..ApacheOptions::default() };
-    let mut s = Stack::start(StackOptions { gateway: false, extra: STATUS.into(), apache });
+    let mut s =
+        Stack::start(StackOptions { gateway: false, extra: STATUS.into(), apache, directory: Some(Kind::Slapd) });
     enroll(&s, "alice");
     enroll(&s, "carol");
     let port = s.protected.port;
@@ -124,7 +126,7 @@ fn the_scraped_numbers_are_the_traffic_sent_whichever_child_served_it() {
         carol.post(&f.action, &f.with(&[("code", &wrong_code(10 + i))]));
     }
     // The directory goes away: alice's next request is an error.
-    s.slapd.stop();
+    s.directory.stop();
     assert_eq!(alice.get("/app/").status, 503);
 
     let (text, m) = scrape(&s);
@@ -182,11 +184,11 @@ fn the_health_check_follows_the_directory() {
     let up = health();
     assert_eq!(up.status, 200, "{}", up.text());
     assert_eq!(up.text(), "directory: ok\nkey: ok\n");
-    s.slapd.stop();
+    s.directory.stop();
     assert!(wait_until(Duration::from_secs(15), || health().status == 503), "still healthy with slapd stopped");
     let down = health();
     assert!(down.text().starts_with("directory: down ("), "{}", down.text());
-    s.slapd.start_again();
+    s.directory.start_again();
     assert!(wait_until(Duration::from_secs(15), || health().status == 200), "not healthy after slapd returned");
 }
 

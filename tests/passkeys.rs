@@ -35,7 +35,7 @@ fn key() -> SoftKey {
 }
 
 fn values(s: &Stack, user: &str, attr: &str) -> Vec<String> {
-    s.slapd.attr_values(&s.slapd.user_dn(user), attr)
+    s.directory.attr_values(&s.directory.user_dn(user), attr)
 }
 
 /// The `href` of the link with this id.

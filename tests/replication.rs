@@ -20,7 +20,7 @@ use testkit::process::test_dir;
 use testkit::session::{form, Session};
 use testkit::slapd::Slapd;
 use testkit::smtp::SmtpSink;
-use testkit::stack::{protected_body, random_bytes};
+use testkit::stack::{random_bytes, slapd_protected_body};
 use twofactor_core::config::{self, Algorithm, DirConfig, ServerConfig, Settings, Target};
 use twofactor_core::store::{Change, Directory, LdapDirectory, Lookup};
 use twofactor_core::totp::{self, TotpParams};
@@ -48,7 +48,7 @@ fn site(root: &Path, key: &[u8], first: &Slapd, second: &Slapd, smtp: &SmtpSink,
     std::fs::write(root.join("twofactor.key"), key).unwrap();
     std::fs::write(root.join("bind.pw"), format!("{}\n", first.service_password)).unwrap();
     let people = &first.people_dn;
-    let body = protected_body(root, first, smtp, backend, "TwoFactorLDAPTimeout 2s\nTwoFactorCacheTTL 0\n");
+    let body = slapd_protected_body(root, first, smtp, backend, "TwoFactorLDAPTimeout 2s\nTwoFactorCacheTTL 0\n");
     let own = format!("TwoFactorLDAPURL {}/{people}?uid?sub", first.url);
     let both = format!("TwoFactorLDAPURL {0}/{people}?uid?sub {1}/{people}?uid?sub", first.url, second.url);
     let apache = ApacheOptions { threads: 16, ..ApacheOptions::default() };

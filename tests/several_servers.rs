@@ -9,6 +9,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use testkit::apache::{Apache, ApacheOptions};
+use testkit::directory::Kind;
 use testkit::session::{form, form_where, passcode_in, Form, Session};
 use testkit::stack::{protected_body, Stack, StackOptions};
 use twofactor_core::config::Algorithm;
@@ -35,12 +36,17 @@ struct Two {
 
 fn two_servers(extra: &str) -> Two {
     let apache = ApacheOptions { threads: 20, ..ApacheOptions::default() };
-    let s = Stack::start(StackOptions { gateway: false, extra: extra.into(), apache: apache.clone() });
+    let s = Stack::start(StackOptions {
+        gateway: false,
+        extra: extra.into(),
+        apache: apache.clone(),
+        directory: Some(Kind::Slapd),
+    });
     let root = s.dir.path().join("second");
     std::fs::create_dir_all(&root).unwrap();
     std::fs::copy(&s.key_file, root.join("twofactor.key")).unwrap();
     std::fs::copy(s.protected.root.join("bind.pw"), root.join("bind.pw")).unwrap();
-    let b = Apache::start(&root, apache, &protected_body(&root, &s.slapd, &s.smtp, &s.backend, extra));
+    let b = Apache::start(&root, apache, &protected_body(&root, &s.directory, &s.smtp, &s.backend, extra));
     let out = Command::new(env!("CARGO_BIN_EXE_twofactorctl"))
         .arg("-f")
         .arg(s.protected.root.join("httpd.conf"))
@@ -131,13 +137,13 @@ fn parallel_guesses_split_between_two_servers_check_at_most_max_attempts_and_the
     let checked = t.logs().matches("event=totp-fail user=alice").count();
     eprintln!("40 wrong codes split between two servers: {checked} checked");
     assert!(checked <= 5, "{checked} wrong codes were checked across both servers");
-    let stored = t.s.slapd.attr_values(&t.s.slapd.user_dn("alice"), "twoFactorFailures");
+    let stored = t.s.directory.attr_values(&t.s.directory.user_dn("alice"), "twoFactorFailures");
     let key = std::fs::read(&t.s.key_file).unwrap();
     let keys = twofactor_core::keys::Keys::from_files(&[twofactor_core::secret::Secret::new(key)]).unwrap();
     let alice = twofactor_core::store::signed::Signer::new(&keys, "alice", false);
     assert!(Failures::open(&alice, &stored[0]).unwrap().is_locked(now()));
     // The lock lives in the directory: a restarted server still sees it.
-    t.b.restart_with(&protected_body(&t.b.root, &t.s.slapd, &t.s.smtp, &t.s.backend, ""));
+    t.b.restart_with(&protected_body(&t.b.root, &t.s.directory, &t.s.smtp, &t.s.backend, ""));
     for port in [a, t.b.port] {
         let page = Session::direct(port, "alice").follow("/app/");
         assert!(page.text().contains("Account locked"), "{}", page.text());

@@ -172,7 +172,7 @@ fn enroll_recovery_lock_unlock_reset() {
     assert_eq!(code, 0, "{out}");
     let (_, out, _) = ctl(&s, &["status", "alice"]);
     assert!(out.contains("enrolled:       no") && out.contains("completions:    0"), "{out}");
-    for log in [s.protected.error_log(), s.slapd.log()] {
+    for log in [s.protected.error_log(), s.directory.log()] {
         assert!(!log.contains(&secret) && !log.contains(&first));
     }
     // alice was told of each change by mail: enrollment and recovery codes
@@ -313,7 +313,7 @@ fn rekey_moves_secrets_to_the_new_key() {
     let body_with = |keys: &str| {
         testkit::stack::protected_body(
             &root,
-            &s.slapd,
+            &s.directory,
             &s.smtp,
             &s.backend,
             &format!("TwoFactorSecretKeyFile {keys}\n"),

@@ -1,6 +1,6 @@
 //! Real processes for the integration tests and the demo: Apache with the
-//! built module, a stand-in gateway, slapd, smtp-sink, a backend that echoes
-//! what it receives, and a raw HTTP client. Everything listens on
+//! built module, a stand-in gateway, slapd or a Samba AD domain controller,
+//! smtp-sink, a backend that echoes what it receives, and a raw HTTP client. Everything listens on
 //! 127.0.0.1, on ports chosen at run time, and is stopped by pid.
 
 use std::path::PathBuf;
@@ -8,10 +8,13 @@ use std::path::PathBuf;
 pub mod apache;
 pub mod backend;
 pub mod browser;
+pub mod directory;
 pub mod fake_ldap;
 pub mod http;
 pub mod load;
+pub mod netns;
 pub mod process;
+pub mod samba;
 pub mod session;
 pub mod slapd;
 pub mod smtp;

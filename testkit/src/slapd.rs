@@ -298,6 +298,22 @@ impl Slapd {
         &self.tls.as_ref().expect("slapd was started without TLS (use Slapd::start_tls)").ca_cert
     }
 
+    /// The URL of TwoFactorLDAPURL: the people, by uid.
+    pub fn user_url(&self) -> String {
+        format!("{}/{}?uid?sub", self.url, self.people_dn)
+    }
+
+    /// The module's directives that reach this slapd as the service account
+    /// (`password_file` holds `service_password`).
+    pub fn directives(&self, password_file: &Path) -> String {
+        format!(
+            "TwoFactorLDAPURL {}\nTwoFactorLDAPBindDN {}\nTwoFactorLDAPBindPasswordFile {}\n",
+            self.user_url(),
+            self.service_dn,
+            password_file.display()
+        )
+    }
+
     /// `uid=UID,ou=people,dc=example,dc=test`
     pub fn user_dn(&self, uid: &str) -> String {
         format!("uid={uid},{}", self.people_dn)
@@ -359,23 +375,7 @@ impl Slapd {
         let args = ["-LLL", "-o", "ldif-wrap=no", "-s", "base", "-b", dn, "(objectClass=*)", attr];
         let out = self.ldap_tool("ldapsearch", &self.admin_dn, &self.admin_password, &args, "");
         expect_success("ldapsearch", dn, &out);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let mut values = Vec::new();
-        for line in stdout.lines() {
-            let Some((name, rest)) = line.split_once(':') else {
-                continue;
-            };
-            if !name.eq_ignore_ascii_case(attr) {
-                continue;
-            }
-            if let Some(b64) = rest.strip_prefix(':') {
-                let bytes = base64_decode(b64.trim()).unwrap_or_else(|| panic!("bad base64 for {attr} in {dn}: {b64}"));
-                values.push(String::from_utf8_lossy(&bytes).into_owned());
-            } else {
-                values.push(rest.strip_prefix(' ').unwrap_or(rest).to_string());
-            }
-        }
-        values
+        values_of(&String::from_utf8_lossy(&out.stdout), attr, dn)
     }
 
     /// slapd's stderr so far (errors only: it runs with `-d none`).
@@ -425,25 +425,7 @@ impl Slapd {
 
     fn ldap_tool(&self, tool: &str, bind_dn: &str, password: &str, args: &[&str], stdin: &str) -> Output {
         assert!(!self.url.is_empty(), "slapd was never started");
-        let mut child = Command::new(tool)
-            .env("LDAPNOINIT", "1")
-            .args(["-x", "-H", &self.url, "-D", bind_dn, "-w", password])
-            .args(["-o", "nettimeout=10"])
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {tool} (apt-get install ldap-utils): {e}"));
-        // Written from another thread: the tool may fill its stdout pipe
-        // before it has read all of its input.
-        let mut child_stdin = child.stdin.take().expect("piped stdin");
-        let input = stdin.as_bytes().to_vec();
-        let writer = std::thread::spawn(move || child_stdin.write_all(&input));
-        let out = child.wait_with_output().expect("wait for the ldap tool");
-        // A tool that exits early (bad bind) closes its stdin: EPIPE is fine.
-        let _ = writer.join();
-        out
+        run_ldap_tool(&self.url, None, tool, bind_dn, password, args, stdin)
     }
 
     fn slapd_conf(&self) -> String {
@@ -633,7 +615,71 @@ pub fn spawn_slapd(listen: &str, config_args: &[OsString], log_path: &Path) -> R
     }
 }
 
-fn expect_success(tool: &str, input: &str, out: &Output) {
+/// Runs one of the ldap* client tools against `url` with a simple bind,
+/// trusting `ca` for TLS, with `stdin` as its input.
+pub(crate) fn run_ldap_tool(
+    url: &str,
+    ca: Option<&Path>,
+    tool: &str,
+    bind_dn: &str,
+    password: &str,
+    args: &[&str],
+    stdin: &str,
+) -> Output {
+    let mut command = Command::new(tool);
+    match ca {
+        // LDAPNOINIT would ignore the LDAPTLS_ variables too: name no
+        // configuration files instead.
+        Some(ca) => {
+            command.env("LDAPCONF", "/dev/null").env("LDAPRC", "/nonexistent/ldaprc");
+            command.env("LDAPTLS_CACERT", ca).env("LDAPTLS_REQCERT", "demand");
+        }
+        None => {
+            command.env("LDAPNOINIT", "1");
+        }
+    }
+    let mut child = command
+        .args(["-x", "-H", url, "-D", bind_dn, "-w", password])
+        .args(["-o", "nettimeout=10"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {tool} (apt-get install ldap-utils): {e}"));
+    // Written from another thread: the tool may fill its stdout pipe
+    // before it has read all of its input.
+    let mut child_stdin = child.stdin.take().expect("piped stdin");
+    let input = stdin.as_bytes().to_vec();
+    let writer = std::thread::spawn(move || child_stdin.write_all(&input));
+    let out = child.wait_with_output().expect("wait for the ldap tool");
+    // A tool that exits early (bad bind) closes its stdin: EPIPE is fine.
+    let _ = writer.join();
+    out
+}
+
+/// The values of `attr` in ldapsearch's LDIF output, decoded from base64
+/// where ldapsearch encoded them.
+pub(crate) fn values_of(stdout: &str, attr: &str, dn: &str) -> Vec<String> {
+    let mut values = Vec::new();
+    for line in stdout.lines() {
+        let Some((name, rest)) = line.split_once(':') else {
+            continue;
+        };
+        if !name.eq_ignore_ascii_case(attr) {
+            continue;
+        }
+        if let Some(b64) = rest.strip_prefix(':') {
+            let bytes = base64_decode(b64.trim()).unwrap_or_else(|| panic!("bad base64 for {attr} in {dn}: {b64}"));
+            values.push(String::from_utf8_lossy(&bytes).into_owned());
+        } else {
+            values.push(rest.strip_prefix(' ').unwrap_or(rest).to_string());
+        }
+    }
+    values
+}
+
+pub(crate) fn expect_success(tool: &str, input: &str, out: &Output) {
     if !out.status.success() {
         panic!(
             "{tool} failed ({}):\n--- stderr\n{}--- stdout\n{}--- input\n{input}",

@@ -6,6 +6,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use testkit::apache::{Apache, ApacheOptions};
+use testkit::directory::Kind as DirectoryKind;
 use testkit::soak::Kind;
 use testkit::stack::{protected_body, Stack, StackOptions};
 use twofactor_core::completion::Presented;
@@ -39,13 +40,14 @@ pub fn rig(options: ApacheOptions) -> Rig {
         gateway: false,
         extra: extra(dir.path(), "30"),
         apache: ApacheOptions { log_level: "warn".into(), ..options.clone() },
+        directory: Some(DirectoryKind::Slapd),
     });
     let root = stack.dir.path().join("uncached");
     std::fs::create_dir_all(&root).unwrap();
     std::fs::copy(&stack.key_file, root.join("twofactor.key")).unwrap();
     std::fs::copy(stack.protected.root.join("bind.pw"), root.join("bind.pw")).unwrap();
     std::fs::copy(dir.path().join("gateway.secret"), root.join("gateway.secret")).unwrap();
-    let body = protected_body(&root, &stack.slapd, &stack.smtp, &stack.backend, &extra(&root, "0"));
+    let body = protected_body(&root, &stack.directory, &stack.smtp, &stack.backend, &extra(&root, "0"));
     let uncached = Apache::start(&root, ApacheOptions { log_level: "warn".into(), ..options }, &body);
     let keys = Keys::from_files(&[Secret::new(std::fs::read(&stack.key_file).unwrap())]).unwrap();
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
@@ -56,9 +58,9 @@ pub fn rig(options: ApacheOptions) -> Rig {
         method: "totp".into(),
     }
     .seal(&Signer::new(&keys, "alice", false));
-    stack.slapd.modify_ldif(&format!(
+    stack.directory.modify_ldif(&format!(
         "dn: {}\nchangetype: modify\nadd: twoFactorCompletion\ntwoFactorCompletion: {value}\n",
-        stack.slapd.user_dn("alice")
+        stack.directory.user_dn("alice")
     ));
     drop(dir);
     Rig { stack, uncached }

@@ -1,6 +1,8 @@
 //! A local demonstration of mod_twofactor behind the stand-in gateway.
 //!
-//! Starts slapd (users alice, bob, carol), smtp-sink, an echo backend, the
+//! Starts slapd (users alice, bob, carol) -- or with `--ad` (or
+//! `TWOFACTOR_TEST_DIRECTORY=ad`) a Samba AD domain controller with the same
+//! users and `TwoFactorDirectory ad` --, smtp-sink, an echo backend, the
 //! protected Apache with the module and the stand-in gateway, all on
 //! 127.0.0.1, prints where to point a browser, and runs until Ctrl-C (or
 //! SIGTERM). Every process it started is stopped by pid on the way out, and
@@ -14,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use testkit::apache::ApacheOptions;
+use testkit::directory::{Kind, TestDirectory};
 use testkit::stack::{Stack, StackOptions, USERS};
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -37,7 +40,16 @@ fn install_signal_handlers() {
 
 fn main() {
     install_signal_handlers();
-    println!("Starting slapd, smtp-sink, the backend, the protected Apache and the gateway ...");
+    let directory = match std::env::args().nth(1).as_deref() {
+        Some("--ad") => Kind::SambaAd,
+        None => Kind::from_environment(),
+        Some(other) => {
+            eprintln!("twofactor-demo: unknown argument '{other}' (--ad runs it on Samba AD)");
+            std::process::exit(2);
+        }
+    };
+    let name = if directory == Kind::SambaAd { "a Samba AD domain controller" } else { "slapd" };
+    println!("Starting {name}, smtp-sink, the backend, the protected Apache and the gateway ...");
     // Passkeys need a host name (never an IP address): the demo's origin is
     // localhost, which stays on 127.0.0.1. /app/admin/ needs a passkey.
     let extra = "TwoFactorMethods totp email recovery webauthn\n\
@@ -46,6 +58,7 @@ fn main() {
     let options = StackOptions {
         extra: extra.into(),
         apache: ApacheOptions { log_level: "warn twofactor:info".into(), ..ApacheOptions::default() },
+        directory: Some(directory),
         ..StackOptions::default()
     };
     let stack = Stack::start(options);
@@ -61,7 +74,15 @@ fn main() {
     println!("  Passcodes:    mails land in {}", stack.smtp.maildir.display());
     println!("  Error log:    {}", protected.join("error.log").display());
     println!("  Access log:   {}", protected.join("access.log").display());
-    println!("  Directory:    {} (base {})", stack.slapd.url, stack.slapd.base_dn);
+    match &stack.directory {
+        TestDirectory::Slapd(slapd) => println!("  Directory:    {} (base {})", slapd.url, slapd.base_dn),
+        TestDirectory::SambaAd(dc) => {
+            println!("  Directory:    Samba AD at {} (base {}, TwoFactorDirectory ad)", dc.url, dc.base_dn);
+            let passwords: Vec<String> =
+                testkit::samba::USERS.iter().map(|u| testkit::samba::user_password(u)).collect();
+            println!("  AD passwords: {} (to bind as the user)", passwords.join(", "));
+        }
+    }
     println!();
     println!("Press Ctrl-C to stop.");
 
