@@ -18,7 +18,7 @@ use twofactor_core::config::{DirConfig, Method, MethodSet, SessionBinding};
 use twofactor_core::metrics::{self, Decision, Row, Timing};
 use twofactor_core::outage::ErrorLine;
 use twofactor_core::policy::Refusal;
-use twofactor_core::store::{Directory, StoreError};
+use twofactor_core::store::StoreError;
 use twofactor_core::text::log_field;
 use twofactor_core::{identity, pages, path, tamper, token};
 
@@ -245,7 +245,7 @@ fn evaluate(req: &mut Request<'_>, st: &ServerState, challenge: bool) -> Outcome
         accept: req.get(Table::In, c"Accept"),
         requested_with: req.get(Table::In, c"X-Requested-With"),
     };
-    let directory = st.directory.as_ref().map(|d| d as &dyn Directory);
+    let directory = st.directories();
     // Notes left on this thread by work outside a request are not this request's.
     tamper::take();
     let started = Instant::now();

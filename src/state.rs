@@ -5,8 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use twofactor_core::access::Directories;
 use twofactor_core::cache::CompletionCache;
-use twofactor_core::config::Settings;
+use twofactor_core::config::{LdapSettings, Settings};
 use twofactor_core::outage::{ErrorLine, Outage, Recovered};
 use twofactor_core::store::{Directory, LdapDirectory};
 
@@ -26,7 +27,11 @@ pub struct ServerState {
     pub session_header: Option<CString>,
     /// Names a client may not list in `Connection`.
     pub protected_headers: Vec<String>,
+    /// `TwoFactorLDAPURL`: every write, the reads behind compare-and-swaps,
+    /// the challenge pages.
     pub directory: Option<LdapDirectory>,
+    /// `TwoFactorLDAPReadURL`, when set: the access check's reads.
+    pub reader: Option<LdapDirectory>,
     pub cache: CompletionCache,
     /// This process's view of the directory's health, for the log lines.
     outage: Mutex<Outage>,
@@ -44,6 +49,13 @@ fn c_name(name: &str) -> CString {
 impl ServerState {
     pub fn new(settings: Settings) -> Result<Self, String> {
         let directory = settings.ldap.as_ref().map(LdapDirectory::new).transpose()?;
+        let reader = match &settings.ldap {
+            Some(ldap) if !ldap.read_urls.is_empty() => {
+                let replicas = LdapSettings { urls: ldap.read_urls.clone(), ..ldap.clone() };
+                Some(LdapDirectory::new(&replicas)?)
+            }
+            _ => None,
+        };
         let secret_name = settings.proxy_secret.as_ref().map(|(name, _)| name.clone());
         let mut protected_headers = vec![settings.user_header.clone()];
         protected_headers.extend(secret_name.clone());
@@ -54,6 +66,7 @@ impl ServerState {
             session_header: settings.session_header.as_deref().map(c_name),
             protected_headers,
             directory,
+            reader,
             cache: CompletionCache::new(settings.cache_ttl, CACHE_CAPACITY),
             outage: Mutex::new(Outage::default()),
             directory_down: AtomicBool::new(false),
@@ -82,16 +95,28 @@ impl ServerState {
                 return result;
             }
         }
+        // A search as any request makes (a connection, the bind, the base
+        // and filter), on the writer and on the replicas the access check reads.
+        let probe = |directory: &LdapDirectory| match directory.find_user(HEALTH_PROBE_USER, &[]) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.reason()),
+        };
         let result = match &self.directory {
             None => Err("not-configured"),
-            // A search as any request makes: a connection, the bind, the base and filter.
-            Some(directory) => match directory.find_user(HEALTH_PROBE_USER, &[]) {
-                Ok(_) => Ok(()),
-                Err(e) => Err(e.reason()),
-            },
+            Some(writer) => probe(writer).and_then(|()| self.reader.as_ref().map_or(Ok(()), probe)),
         };
         *last = Some((Instant::now(), result));
         result
+    }
+
+    /// Where the access check reads (the replicas of TwoFactorLDAPReadURL,
+    /// confirmed by the writer before a refusal), `None` without a directory.
+    pub fn directories(&self) -> Option<Directories<'_>> {
+        let writer = self.directory.as_ref()?;
+        Some(match &self.reader {
+            Some(reader) => Directories { read: reader, write: Some(writer) },
+            None => Directories::one(writer),
+        })
     }
 
     /// The directory answered: the end of an outage, if one was going on.

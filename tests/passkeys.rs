@@ -10,6 +10,7 @@ use std::process::Command;
 use std::sync::{Arc, Barrier};
 
 use serde_json::Value;
+use testkit::passkey_flows::{begin, register, register_at, sign_in, sign_in_answer, sign_in_at};
 use testkit::session::{form, list_items, Form, Session};
 use testkit::softkey::SoftKey;
 use testkit::stack::{Stack, StackOptions};
@@ -49,51 +50,6 @@ fn link(html: &str, id: &str) -> String {
 /// Options of a prompt that no server made.
 fn stray_options() -> Value {
     serde_json::json!({ "publicKey": { "challenge": "c3RyYXktY2hhbGxlbmdl" } })
-}
-
-/// The options of a ceremony started with `f`'s hidden fields.
-fn begin(b: &mut Session, f: &Form, ceremony: &str, extra: &[(&str, &str)]) -> (u16, Value) {
-    let mut fields = f.replacing(&[("ceremony", ceremony)]);
-    fields.extend_from_slice(extra);
-    let response = b.post("/2fa/webauthn/begin", &fields);
-    let json = serde_json::from_str(&response.text()).unwrap_or(Value::Null);
-    (response.status, json)
-}
-
-/// Registers `key` as `name` for `b`'s user: the page, the prompt, the answer.
-fn register(b: &mut Session, key: &mut SoftKey, name: &str) -> testkit::http::Response {
-    register_at(b, key, name, "/2fa/webauthn/register")
-}
-
-/// The same from the registration page at `path` (a link of another page).
-fn register_at(b: &mut Session, key: &mut SoftKey, name: &str, path: &str) -> testkit::http::Response {
-    let page = b.follow(path);
-    assert_eq!(page.status, 200, "{}", page.text());
-    let f = form(&page.text(), "/webauthn/register");
-    let (status, options) = begin(b, &f, "register", &[("name", name)]);
-    assert_eq!(status, 200, "{options}");
-    let answer = key.register(&options);
-    b.post(&f.action, &f.replacing(&[("credential", &answer)]))
-}
-
-/// The passkey prompt's form and a fresh answer of `key` to it.
-fn sign_in_answer(b: &mut Session, key: &mut SoftKey, page: &str) -> (Form, String) {
-    let f = form(page, "/webauthn");
-    let (status, options) = begin(b, &f, "sign-in", &[]);
-    assert_eq!(status, 200, "{options}");
-    (f.clone(), key.sign(&options))
-}
-
-/// The passkey prompt, answered by `key`.
-fn sign_in(b: &mut Session, key: &mut SoftKey) -> testkit::http::Response {
-    sign_in_at(b, key, "/2fa/webauthn")
-}
-
-/// The same from the prompt at `path` (a link of another page).
-fn sign_in_at(b: &mut Session, key: &mut SoftKey, path: &str) -> testkit::http::Response {
-    let page = b.follow(path);
-    let (f, answer) = sign_in_answer(b, key, &page.text());
-    b.post(&f.action, &f.replacing(&[("credential", &answer)]))
 }
 
 #[test]

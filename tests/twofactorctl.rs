@@ -114,7 +114,18 @@ const RFC_SEED: &[u8] = b"12345678901234567890";
 #[test]
 fn every_verb_has_help() {
     for verb in [
-        "gen-key", "status", "enroll", "import", "recovery", "rekey", "reset", "unlock", "revoke", "locked", "webauthn",
+        "gen-key",
+        "status",
+        "enroll",
+        "import",
+        "recovery",
+        "rekey",
+        "reset",
+        "unlock",
+        "revoke",
+        "locked",
+        "webauthn",
+        "check-directory",
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_twofactorctl")).args([verb, "--help"]).output().unwrap();
         assert!(out.status.success(), "{verb} --help");

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod completion;
 pub mod config;
 pub mod csrf;
+pub mod directory_check;
 pub mod factors;
 pub mod form;
 pub mod identity;

@@ -111,7 +111,7 @@ pub fn return_target(keys: &Keys, return_token: &str, user: &str, now: u64) -> (
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::access::{decide, Facts, Peer, Source, Verdict};
+    use crate::access::{decide, Directories, Facts, Peer, Source, Verdict};
     use crate::anchor::Forgetful;
     use crate::store::memory::MemoryDirectory;
     use crate::testing;
@@ -152,21 +152,27 @@ mod tests {
         let verdict = decide(
             &facts(identity, Some(cookie.as_bytes()), &[]),
             &settings,
-            Some(&directory),
+            Some(Directories::one(&directory)),
             &cache,
             NOW + 1,
             Instant::now(),
         );
         assert!(matches!(verdict, Verdict::Allow { source: Source::Directory, issued: NOW, .. }), "{verdict:?}");
         let other = b"CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC";
-        let verdict =
-            decide(&facts(identity, Some(other), &[]), &settings, Some(&directory), &cache, NOW + 1, Instant::now());
+        let verdict = decide(
+            &facts(identity, Some(other), &[]),
+            &settings,
+            Some(Directories::one(&directory)),
+            &cache,
+            NOW + 1,
+            Instant::now(),
+        );
         assert!(matches!(verdict, Verdict::Refuse { .. }), "{verdict:?}");
         // It expires with its lifetime.
         let verdict = decide(
             &facts(identity, Some(cookie.as_bytes()), &[]),
             &settings,
-            Some(&directory),
+            Some(Directories::one(&directory)),
             &cache,
             NOW + 3600,
             Instant::now(),
@@ -184,8 +190,14 @@ mod tests {
         let Recorded::Done { session_cookie: Some(cookie) } = recorded else { panic!("{recorded:?}") };
         let reads = directory.reads();
         let identity: &[&[u8]] = &[b"alice"];
-        let verdict =
-            decide(&facts(identity, Some(cookie.as_bytes()), &[]), &settings, Some(&directory), &cache, NOW, clock);
+        let verdict = decide(
+            &facts(identity, Some(cookie.as_bytes()), &[]),
+            &settings,
+            Some(Directories::one(&directory)),
+            &cache,
+            NOW,
+            clock,
+        );
         assert!(matches!(verdict, Verdict::Allow { source: Source::Cache, .. }), "{verdict:?}");
         assert_eq!(directory.reads(), reads);
     }
@@ -204,7 +216,14 @@ mod tests {
         assert_eq!(recorded, Ok(Recorded::Done { session_cookie: None }));
         let identity: &[&[u8]] = &[b"alice"];
         let session: &[&[u8]] = &[b"s-1"];
-        let verdict = decide(&facts(identity, None, session), &settings, Some(&directory), &cache, NOW, Instant::now());
+        let verdict = decide(
+            &facts(identity, None, session),
+            &settings,
+            Some(Directories::one(&directory)),
+            &cache,
+            NOW,
+            Instant::now(),
+        );
         assert!(matches!(verdict, Verdict::Allow { .. }), "{verdict:?}");
     }
 

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use twofactor_core::admin::{self, AdminError};
 use twofactor_core::clock::now;
 use twofactor_core::config::{Algorithm, Settings};
+use twofactor_core::directory_check::{self, AsUser};
 use twofactor_core::keys::MIN_KEY_BYTES;
 use twofactor_core::notify::Notice;
 use twofactor_core::secret::Secret;
@@ -98,6 +99,19 @@ enum Command {
     Revoke { user: String },
     /// List the users who are locked now.
     Locked,
+    /// Check the attributes that hold the state: in the schema, single- or
+    /// multi-valued as their role needs, long enough, writable by the
+    /// service account and (with --as) not writable by the user herself.
+    /// Exits 1 naming every problem.
+    CheckDirectory {
+        /// Bind as this user (her directory password from --password-file)
+        /// and check what she may write on her own entry.
+        #[arg(long = "as", value_name = "USER")]
+        as_user: Option<String>,
+        /// File holding the user's password ("-" for standard input).
+        #[arg(long, requires = "as_user")]
+        password_file: Option<PathBuf>,
+    },
     /// A user's passkeys and security keys: list them (the default), or
     /// remove one by its id.
     Webauthn {
@@ -284,6 +298,27 @@ fn run(cli: &Cli) -> Result<(), AdminError> {
                 }
             }
         }
+        Command::CheckDirectory { as_user, password_file } => {
+            let (settings, directory) = open(cli)?;
+            let as_user = match (as_user, password_file) {
+                (Some(name), Some(file)) => {
+                    let password = String::from_utf8(read_input(file)?)
+                        .map_err(|_| AdminError::Usage("the password is not UTF-8".into()))?;
+                    let password = password.trim_end_matches(['\n', '\r']).as_bytes().to_vec();
+                    Some(AsUser { name, password: Secret::new(password) })
+                }
+                (Some(_), None) => {
+                    return Err(AdminError::Usage("--as needs --password-file (\"-\": standard input)".into()))
+                }
+                _ => None,
+            };
+            let done = directory_check::check(&directory, &settings, as_user).map_err(AdminError::Io)?;
+            report(json, &done, || check_text(&done))?;
+            match done.problems.len() {
+                0 => Ok(()),
+                n => Err(AdminError::Io(format!("{n} problem(s) with the directory (see above)"))),
+            }
+        }
         Command::Locked => {
             let (settings, directory) = open(cli)?;
             let users = admin::locked(&directory, &settings, now())?;
@@ -357,6 +392,40 @@ fn gen_key(file: &Path, force: bool, json: bool) -> Result<(), AdminError> {
     f.write_all(&key).and_then(|()| f.sync_all()).map_err(|e| AdminError::Io(format!("{}: {e}", file.display())))?;
     let value = serde_json::json!({ "file": file, "bytes": key.len() });
     report(json, &value, || format!("wrote {} random bytes to {} (mode 0600)\n", key.len(), file.display()))
+}
+
+fn check_text(report: &directory_check::Report) -> String {
+    let yes_no = |v: Option<bool>, yes: &str, no: &str| match v {
+        Some(true) => yes.to_string(),
+        Some(false) => no.to_string(),
+        None => "?".to_string(),
+    };
+    let mut out = format!("directory: {} (writability by {})\n", report.directory, report.method);
+    out.push_str("role              attribute                      values  max    user may write  service may write\n");
+    for f in &report.attributes {
+        out.push_str(&format!(
+            "{:<17} {:<30} {:<7} {:<6} {:<15} {}\n",
+            f.role,
+            f.attribute,
+            match (f.in_schema, f.single_valued) {
+                (Some(false), _) => "absent".to_string(),
+                (_, v) => yes_no(v, "one", "many"),
+            },
+            f.max_length.map_or_else(|| "-".to_string(), |m| m.to_string()),
+            yes_no(f.user_may_write, "YES", "no"),
+            yes_no(f.service_may_write, "yes", "NO"),
+        ));
+    }
+    if report.user.is_none() {
+        out.push_str("(give --as USER --password-file FILE to check what a user may write on her own entry)\n");
+    }
+    for p in &report.problems {
+        out.push_str(&format!("problem: {p}\n"));
+    }
+    if report.problems.is_empty() {
+        out.push_str("no problem found\n");
+    }
+    out
 }
 
 fn passkeys_text(user: &str, list: &[admin::PasskeyInfo]) -> String {

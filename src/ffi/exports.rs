@@ -220,7 +220,7 @@ fn check_config(main: Server<'_>, ptemp: *mut apr_pool_t) -> c_int {
                     }
                     match ServerState::new(settings) {
                         Ok(state) => {
-                            if let Some(directory) = &state.directory {
+                            for directory in state.directory.iter().chain(&state.reader) {
                                 directory.observe_with(crate::metrics::ldap_operation);
                             }
                             Runtime::Configured(Arc::new(state))

@@ -13,6 +13,7 @@ pub mod fake_ldap;
 pub mod http;
 pub mod load;
 pub mod netns;
+pub mod passkey_flows;
 pub mod process;
 pub mod samba;
 pub mod session;

@@ -59,17 +59,18 @@ pub const AD_ATTRIBUTES: [(&str, &str); 8] = [
 ];
 
 /// Attributes that a user may write on her own entry by AD's default
-/// rules, which an earlier version of the operations guide recommended
-/// for the single-valued roles, and two multi-valued ones of the same
-/// kind: the service account may write them too, for the tests that show
-/// what signed values do where the mapping is unsafe.
+/// rules (Personal-Information, Web-Information): those an earlier version
+/// of the operations guide recommended for the single-valued roles, and
+/// two multi-valued ones of the same kind. The service account may write
+/// them too, for the tests that show what signed values do where the
+/// mapping is unsafe.
 pub const SELF_WRITABLE: [&str; 6] = [
     "msDS-cloudExtensionAttribute1",
     "msDS-cloudExtensionAttribute2",
     "msDS-cloudExtensionAttribute3",
     "msDS-cloudExtensionAttribute4",
-    "otherMailbox",
     "url",
+    "userSharedFolderOther",
 ];
 
 const START_TIMEOUT: Duration = Duration::from_secs(20);

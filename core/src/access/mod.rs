@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::cache::{CompletionCache, Hit};
 use crate::completion::{self, Presented};
-use crate::config::{Method, MethodSet, Role, SessionBinding, Settings};
+use crate::config::{Keys, Method, MethodSet, Role, SessionBinding, Settings};
 use crate::factors;
 use crate::identity::{self, IdentityError};
 use crate::policy::{self, Refusal};
@@ -236,12 +236,11 @@ pub const NO_COMPLETION: &str = "no-completion";
 /// `reason` of a refusal: a completion, by a method this scope does not accept.
 pub const STEP_UP: &str = "step-up";
 
-/// The decision. A directory allow is cached for this process until the
-/// completion expires (the cache's TTL caps it).
+/// The decision.
 pub fn decide<'a>(
     facts: &Facts<'a>,
     settings: &Settings,
-    directory: Option<&dyn Directory>,
+    directory: Option<Directories<'_>>,
     cache: &CompletionCache,
     now: u64,
     clock: Instant,
@@ -298,6 +297,52 @@ pub fn decide<'a>(
         }
     }
 
+    let verdict = from_directory(facts, settings, keys, directory.read, &presented, user, cache, now, clock);
+    // A replica may not have the sign-in (or the unlock) yet: the server
+    // that takes the writes has the last word before a refusal.
+    match (directory.write, &verdict) {
+        (Some(writer), Verdict::Refuse { reason, .. }) if *reason != NO_SESSION => {
+            from_directory(facts, settings, keys, writer, &presented, user, cache, now, clock)
+        }
+        (Some(writer), Verdict::Locked { .. } | Verdict::DirectoryDown { .. }) => {
+            from_directory(facts, settings, keys, writer, &presented, user, cache, now, clock)
+        }
+        _ => verdict,
+    }
+}
+
+/// Where the access check reads.
+#[derive(Clone, Copy)]
+pub struct Directories<'a> {
+    /// `TwoFactorLDAPReadURL`, else the writer.
+    pub read: &'a dyn Directory,
+    /// The server of the writes, when reads go elsewhere: asked before a
+    /// refusal.
+    pub write: Option<&'a dyn Directory>,
+}
+
+impl<'a> Directories<'a> {
+    /// Reads and writes on one directory.
+    pub fn one(directory: &'a dyn Directory) -> Directories<'a> {
+        Directories { read: directory, write: None }
+    }
+}
+
+/// The verdict on what `directory` holds for `user`. An allow is cached
+/// for this process until the completion expires (the cache's TTL caps it).
+#[allow(clippy::too_many_arguments)]
+fn from_directory<'a>(
+    facts: &Facts<'a>,
+    settings: &Settings,
+    keys: &Keys,
+    directory: &dyn Directory,
+    presented: &Presented<'_>,
+    user: &'a str,
+    cache: &CompletionCache,
+    now: u64,
+    clock: Instant,
+) -> Verdict<'a> {
+    let max_age = facts.max_age;
     let completion_attr = settings.attribute(Role::Completion);
     let failures_attr = settings.attribute(Role::Failures);
     let entry = match directory.find_user(user, &[completion_attr, failures_attr]) {
@@ -310,12 +355,12 @@ pub fn decide<'a>(
     if let Some(until) = codec::locked_until(&signer, entry.values(failures_attr), now) {
         return Verdict::Locked { user: entry.username, until, refusal: facts.refusal() };
     }
-    match completion::find_valid(&signer, entry.values(completion_attr), &presented, keys, now, max_age) {
+    match completion::find_valid(&signer, entry.values(completion_attr), presented, keys, now, max_age) {
         Some(found) => {
             let canonical: Arc<str> = Arc::from(entry.username.as_str());
             let method = factors::completion_method(&found.method);
             let hit = Hit { canonical: Arc::clone(&canonical), issued: found.issued, method };
-            cache.put(cache_key, hit, Duration::from_secs(found.expires.saturating_sub(now)), clock);
+            cache.put(presented.cache_key(user), hit, Duration::from_secs(found.expires.saturating_sub(now)), clock);
             if !facts.accepts(method) {
                 return Verdict::Refuse { user: entry.username, reason: STEP_UP, refusal: facts.refusal() };
             }

@@ -567,7 +567,8 @@ fn every_row_of_the_response_table() {
         let mut request = Request::default();
         (row.request)(&mut request);
         let cache = CompletionCache::new(Duration::from_secs(60), 100);
-        let verdict = decide(&request.facts(), &settings, Some(&directory), &cache, NOW, Instant::now());
+        let verdict =
+            decide(&request.facts(), &settings, Some(Directories::one(&directory)), &cache, NOW, Instant::now());
         let got = summary(&verdict);
         if got != row.expect {
             failures.push(format!("{}: expected '{}', got '{got}'", row.name, row.expect));
@@ -587,10 +588,10 @@ fn a_directory_allow_is_cached_until_the_ttl() {
     let cache = CompletionCache::new(Duration::from_secs(30), 100);
     let request = Request::default();
     let clock = Instant::now();
-    let first = decide(&request.facts(), &settings, Some(&directory), &cache, NOW, clock);
+    let first = decide(&request.facts(), &settings, Some(Directories::one(&directory)), &cache, NOW, clock);
     assert_eq!(summary(&first), "allow alice from directory");
     assert!(first.directory_answered());
-    let second = decide(&request.facts(), &settings, Some(&directory), &cache, NOW + 1, clock);
+    let second = decide(&request.facts(), &settings, Some(Directories::one(&directory)), &cache, NOW + 1, clock);
     assert_eq!(summary(&second), "allow alice from cache");
     assert!(!second.directory_answered());
     assert_eq!(directory.reads(), 1);
@@ -598,7 +599,7 @@ fn a_directory_allow_is_cached_until_the_ttl() {
     // A revoked completion stops within one TTL.
     directory.replace("alice", "twoFactorCompletion", &[]);
     let later = clock + Duration::from_secs(31);
-    let third = decide(&request.facts(), &settings, Some(&directory), &cache, NOW + 31, later);
+    let third = decide(&request.facts(), &settings, Some(Directories::one(&directory)), &cache, NOW + 31, later);
     assert_eq!(summary(&third), "303 alice no-completion");
     assert_eq!(directory.reads(), 2);
 }
@@ -612,25 +613,28 @@ fn a_cached_completion_of_another_method_asks_the_directory_which_may_know_the_s
     let anywhere = Request::default();
     let admin = Request { require_methods: MethodSet::of(&[Method::WebAuthn]), ..Request::default() };
     assert_eq!(
-        summary(&decide(&anywhere.facts(), &settings, Some(&directory), &cache, NOW, clock)),
+        summary(&decide(&anywhere.facts(), &settings, Some(Directories::one(&directory)), &cache, NOW, clock)),
         "allow alice from directory"
     );
     assert_eq!(
-        summary(&decide(&anywhere.facts(), &settings, Some(&directory), &cache, NOW, clock)),
+        summary(&decide(&anywhere.facts(), &settings, Some(Directories::one(&directory)), &cache, NOW, clock)),
         "allow alice from cache"
     );
     // The cache holds a TOTP completion: the passkey scope asks the directory.
-    assert_eq!(summary(&decide(&admin.facts(), &settings, Some(&directory), &cache, NOW, clock)), "303 alice step-up");
+    assert_eq!(
+        summary(&decide(&admin.facts(), &settings, Some(Directories::one(&directory)), &cache, NOW, clock)),
+        "303 alice step-up"
+    );
     assert_eq!(directory.reads(), 2);
     // The user stepped up on another server: this one sees it at once.
     let stepped_up = completion_by(&settings, Presented::Cookie(COOKIE), 1, 8 * HOUR, "webauthn");
     directory.replace("alice", "twoFactorCompletion", &[&stepped_up]);
     assert_eq!(
-        summary(&decide(&admin.facts(), &settings, Some(&directory), &cache, NOW, clock)),
+        summary(&decide(&admin.facts(), &settings, Some(Directories::one(&directory)), &cache, NOW, clock)),
         "allow alice from directory"
     );
     assert_eq!(
-        summary(&decide(&admin.facts(), &settings, Some(&directory), &cache, NOW, clock)),
+        summary(&decide(&admin.facts(), &settings, Some(Directories::one(&directory)), &cache, NOW, clock)),
         "allow alice from cache"
     );
     assert_eq!(directory.reads(), 3);
@@ -643,15 +647,15 @@ fn the_cache_holds_for_one_user_and_one_browser_only() {
     let cache = CompletionCache::new(Duration::from_secs(30), 100);
     let clock = Instant::now();
     let alice = Request::default();
-    decide(&alice.facts(), &settings, Some(&directory), &cache, NOW, clock);
+    decide(&alice.facts(), &settings, Some(Directories::one(&directory)), &cache, NOW, clock);
 
     let bob = Request { identity: vec![b"bob"], ..Request::default() };
     assert_eq!(
-        summary(&decide(&bob.facts(), &settings, Some(&directory), &cache, NOW, clock)),
+        summary(&decide(&bob.facts(), &settings, Some(Directories::one(&directory)), &cache, NOW, clock)),
         "303 bob no-completion"
     );
     let other_browser = Request { cookie: Some(OTHER_COOKIE), ..Request::default() };
-    let verdict = decide(&other_browser.facts(), &settings, Some(&directory), &cache, NOW, clock);
+    let verdict = decide(&other_browser.facts(), &settings, Some(Directories::one(&directory)), &cache, NOW, clock);
     assert_eq!(summary(&verdict), "303 alice no-completion");
     assert_eq!(directory.reads(), 3);
 }
@@ -662,9 +666,9 @@ fn a_cached_allow_still_obeys_a_shorter_max_age() {
     let directory = alice_with_completion(&settings);
     let cache = CompletionCache::new(Duration::from_secs(30), 100);
     let clock = Instant::now();
-    decide(&Request::default().facts(), &settings, Some(&directory), &cache, NOW, clock);
+    decide(&Request::default().facts(), &settings, Some(Directories::one(&directory)), &cache, NOW, clock);
     let strict = Request { max_age: 30, ..Request::default() };
-    let verdict = decide(&strict.facts(), &settings, Some(&directory), &cache, NOW, clock);
+    let verdict = decide(&strict.facts(), &settings, Some(Directories::one(&directory)), &cache, NOW, clock);
     assert_eq!(summary(&verdict), "303 alice no-completion");
 }
 
@@ -675,7 +679,8 @@ fn without_a_cache_every_request_asks_the_directory() {
     let cache = CompletionCache::new(settings.cache_ttl, 100);
     let request = Request::default();
     for _ in 0..3 {
-        let verdict = decide(&request.facts(), &settings, Some(&directory), &cache, NOW, Instant::now());
+        let verdict =
+            decide(&request.facts(), &settings, Some(Directories::one(&directory)), &cache, NOW, Instant::now());
         assert_eq!(summary(&verdict), "allow alice from directory");
     }
     assert_eq!(directory.reads(), 3);
@@ -688,9 +693,9 @@ fn refusals_and_errors_are_never_cached() {
     let cache = CompletionCache::new(Duration::from_secs(30), 100);
     let clock = Instant::now();
     let request = Request::default();
-    decide(&request.facts(), &settings, Some(&directory), &cache, NOW, clock);
+    decide(&request.facts(), &settings, Some(Directories::one(&directory)), &cache, NOW, clock);
     directory.set_down(true);
-    let verdict = decide(&request.facts(), &settings, Some(&directory), &cache, NOW, clock);
+    let verdict = decide(&request.facts(), &settings, Some(Directories::one(&directory)), &cache, NOW, clock);
     assert_eq!(summary(&verdict), "503 ldap-error unavailable");
     assert!(cache.is_empty());
 }
@@ -704,7 +709,7 @@ fn without_key_or_directory_nothing_is_allowed() {
     let verdict = decide(&request.facts(), &settings, None, &cache, NOW, Instant::now());
     assert_eq!(verdict, Verdict::NotConfigured);
     settings.keys = None;
-    let verdict = decide(&request.facts(), &settings, Some(&directory), &cache, NOW, Instant::now());
+    let verdict = decide(&request.facts(), &settings, Some(Directories::one(&directory)), &cache, NOW, Instant::now());
     assert_eq!(verdict, Verdict::NotConfigured);
 }
 
@@ -714,12 +719,12 @@ fn the_user_recorded_on_the_request() {
     let directory = alice_with_completion(&settings);
     let cache = CompletionCache::new(Duration::ZERO, 100);
     let shouting = Request { identity: vec![b"ALICE"], ..Request::default() };
-    let verdict = decide(&shouting.facts(), &settings, Some(&directory), &cache, NOW, Instant::now());
+    let verdict = decide(&shouting.facts(), &settings, Some(Directories::one(&directory)), &cache, NOW, Instant::now());
     assert_eq!(verdict.user(), Some("alice"));
     let allow = Verdict::Allow { user: Arc::from("alice"), issued: NOW, method: None, source: Source::Cache };
     assert_eq!(allow.user(), Some("alice"));
     directory.set_down(true);
-    let verdict = decide(&shouting.facts(), &settings, Some(&directory), &cache, NOW, Instant::now());
+    let verdict = decide(&shouting.facts(), &settings, Some(Directories::one(&directory)), &cache, NOW, Instant::now());
     assert_eq!(verdict.user(), Some("ALICE"), "the gateway's name, when the directory cannot say better");
     assert_eq!(Verdict::Spoof { peer: Peer::Untrusted }.user(), None);
 }
@@ -745,4 +750,42 @@ fn the_peer() {
     }
     assert_eq!(Peer::from_note(None), Peer::Untrusted);
     assert_eq!(Peer::from_note(Some(b"TRUSTED")), Peer::Untrusted);
+}
+
+#[test]
+fn a_replica_that_lags_is_confirmed_by_the_writer_before_a_refusal() {
+    let settings = testing::settings(&[]);
+    let writer = alice_with_completion(&settings);
+    let replica = MemoryDirectory::default().with_user("alice", &[]);
+    let both = Directories { read: &replica, write: Some(&writer) };
+    let request = Request::default();
+    let fresh_cache = || CompletionCache::new(Duration::from_secs(30), 100);
+
+    // The sign-in has not replicated: the writer lets her in, no loop.
+    let verdict = decide(&request.facts(), &settings, Some(both), &fresh_cache(), NOW, Instant::now());
+    assert_eq!(summary(&verdict), "allow alice from directory");
+    assert_eq!((replica.reads(), writer.reads()), (1, 1));
+
+    // Once it has, the replica answers alone.
+    replica.replace("alice", "twoFactorCompletion", &[&completion(&settings, Presented::Cookie(COOKIE), 60, HOUR)]);
+    let verdict = decide(&request.facts(), &settings, Some(both), &fresh_cache(), NOW, Instant::now());
+    assert_eq!(summary(&verdict), "allow alice from directory");
+    assert_eq!((replica.reads(), writer.reads()), (2, 1));
+
+    // A lock the writer lifted already, and a replica that is down, are the writer's to decide.
+    replica.replace("alice", "twoFactorFailures", &[&locked_until(NOW + 600)]);
+    let verdict = decide(&request.facts(), &settings, Some(both), &fresh_cache(), NOW, Instant::now());
+    assert_eq!(summary(&verdict), "allow alice from directory");
+    replica.set_down(true);
+    let verdict = decide(&request.facts(), &settings, Some(both), &fresh_cache(), NOW, Instant::now());
+    assert_eq!(summary(&verdict), "allow alice from directory");
+
+    // Nothing anywhere: refused after both were asked.
+    writer.replace("alice", "twoFactorCompletion", &[]);
+    replica.set_down(false);
+    replica.replace("alice", "twoFactorCompletion", &[]);
+    let reads = writer.reads();
+    let verdict = decide(&request.facts(), &settings, Some(both), &fresh_cache(), NOW, Instant::now());
+    assert!(summary(&verdict).contains("no-completion"), "{}", summary(&verdict));
+    assert_eq!(writer.reads(), reads + 1);
 }

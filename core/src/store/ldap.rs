@@ -385,7 +385,18 @@ impl LdapDirectory {
 
     fn search_entries(&self, filter: &str, attrs: &[&str], limit: i32) -> Result<(Vec<SearchEntry>, bool), StoreError> {
         let url = &self.settings.urls[0];
-        let scope = match url.scope {
+        self.search_under(&url.base, url.scope, filter, attrs, limit)
+    }
+
+    fn search_under(
+        &self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: &[&str],
+        limit: i32,
+    ) -> Result<(Vec<SearchEntry>, bool), StoreError> {
+        let scope = match scope {
             Scope::Base => ldap3::Scope::Base,
             Scope::One => ldap3::Scope::OneLevel,
             Scope::Sub => ldap3::Scope::Subtree,
@@ -398,7 +409,7 @@ impl LdapDirectory {
             let mut stream = ldap
                 .with_search_options(SearchOptions::new().sizelimit(limit))
                 .with_timeout(timeout)
-                .streaming_search(&url.base, scope, filter, attrs)
+                .streaming_search(base, scope, filter, attrs)
                 .await?;
             let mut entries = Vec::new();
             while let Some(entry) = stream.next().await? {
@@ -454,7 +465,47 @@ impl Directory for LdapDirectory {
     }
 }
 
+/// One entry of an administrative search, text and binary values apart.
+#[derive(Debug, Clone, Default)]
+pub struct Found {
+    pub dn: String,
+    pub attrs: Vec<(String, Vec<String>)>,
+    pub binary: Vec<(String, Vec<Vec<u8>>)>,
+}
+
+impl Found {
+    pub fn values(&self, attr: &str) -> &[String] {
+        self.attrs.iter().find(|(n, _)| n.eq_ignore_ascii_case(attr)).map_or(&[], |(_, v)| v.as_slice())
+    }
+
+    pub fn binary_values(&self, attr: &str) -> &[Vec<u8>] {
+        self.binary.iter().find(|(n, _)| n.eq_ignore_ascii_case(attr)).map_or(&[], |(_, v)| v.as_slice())
+    }
+}
+
 impl LdapDirectory {
+    /// A search anywhere in the directory, for the administrator's tools
+    /// (`twofactorctl check-directory` reads the schema and access rights
+    /// with it); at most `limit` entries (0: the server's limit).
+    pub fn search(
+        &self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: &[&str],
+        limit: i32,
+    ) -> Result<Vec<Found>, StoreError> {
+        let (entries, _) = self.search_under(base, scope, filter, attrs, limit)?;
+        Ok(entries
+            .into_iter()
+            .map(|e| Found {
+                dn: e.dn,
+                attrs: e.attrs.into_iter().collect(),
+                binary: e.bin_attrs.into_iter().collect(),
+            })
+            .collect())
+    }
+
     /// Reports every later operation to `observer` (set once).
     pub fn observe_with(&self, observer: Observer) {
         let _ = self.observer.set(observer);
@@ -479,6 +530,22 @@ impl LdapDirectory {
         let Some(entry) = entries.pop() else { return Ok(Lookup::NotFound) };
         let entry = into_user_entry(entry, &user_attr, Some(username))?;
         Ok(entry.map_or(Lookup::NotFound, Lookup::Found))
+    }
+
+    /// Whether the bound account may write `attr` on `dn`, found out with a
+    /// modify that adds a probe value and deletes it again (one operation:
+    /// nothing changes, whatever the answer). Only "insufficient access"
+    /// (rc 50) means no: schema refusals come after the access check.
+    pub fn may_write(&self, dn: &str, attr: &str) -> Result<bool, StoreError> {
+        const PROBE: &str = "twofactorctl check-directory probe";
+        let values = || [PROBE.to_string()].into_iter().collect::<HashSet<_>>();
+        let mods = vec![Mod::Add(attr.to_string(), values()), Mod::Delete(attr.to_string(), values())];
+        let timeout = self.timeout();
+        let result = self.with_link(|mut ldap| {
+            let mods = mods.clone();
+            async move { ldap.with_timeout(timeout).modify(dn, mods).await }
+        })?;
+        Ok(result.rc != 50)
     }
 
     fn apply(&self, dn: &str, changes: &[Change]) -> Result<(), StoreError> {

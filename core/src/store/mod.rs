@@ -13,7 +13,7 @@ pub mod signed;
 
 use std::fmt;
 
-pub use ldap::LdapDirectory;
+pub use ldap::{Found, LdapDirectory};
 pub use seeded::Seeded;
 
 /// One user entry, as read.
