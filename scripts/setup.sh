@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing mod_twofactor needs on Debian 12:
-# Apache and its headers, OpenLDAP, the SMTP sink, Chromium for the page
-# tests, clang for bindgen, and a Rust toolchain if none is on the PATH.
+# Apache and its headers, OpenLDAP, Samba's AD domain controller, the SMTP
+# sink, Chromium for the page tests, clang for bindgen, and a Rust
+# toolchain if none is on the PATH.
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 
@@ -10,6 +11,8 @@ packages=(
   libclang-dev clang pkg-config
   libssl-dev         # OpenSSL 3 (the system one, as mod_ssl loads it) for the WebAuthn checks
   slapd ldap-utils
+  samba samba-ad-dc samba-ad-provision samba-dsdb-modules   # Active Directory for the tests (Samba's AD DC)
+  iproute2           # network namespaces: each test's domain controller has a loopback of its own
   postfix            # for /usr/sbin/smtp-sink, a real SMTP server for tests
   chromium chromium-driver
   python3-aiosmtpd   # a TLS-capable SMTP server for the STARTTLS and SMTPS tests
@@ -35,7 +38,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Packages may start their services; the tests run their own instances.
-  for svc in apache2 slapd postfix; do
+  for svc in apache2 slapd postfix samba-ad-dc smbd nmbd winbind; do
     service "$svc" stop >/dev/null 2>&1 || true
   done
 fi

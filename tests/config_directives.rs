@@ -49,6 +49,9 @@ const CASES: &[(&str, &str, &str)] = &[
     ("TwoFactorChallengeURL /auth/second-factor/", "TwoFactorChallengeURL /a/../b", "TwoFactorChallengeURL: invalid value '/a/../b': must be an absolute URL path"),
     ("TwoFactorSecretKeyFile {root}/key {root}/old.key", "TwoFactorSecretKeyFile", "TwoFactorSecretKeyFile: takes at least one argument"),
     ("TwoFactorLDAPURL ldap://127.0.0.1:1389/dc=x?uid ldap://127.0.0.1:2389/dc=x?uid", "TwoFactorLDAPURL ldap.example.org", "TwoFactorLDAPURL: invalid value 'ldap.example.org': must be an LDAP URL"),
+    ("TwoFactorLDAPReadURL ldap://127.0.0.1:3389/ou=people,dc=example,dc=test?uid", "TwoFactorLDAPReadURL dc2.example.org", "TwoFactorLDAPReadURL: invalid value 'dc2.example.org': must be an LDAP URL"),
+    ("TwoFactorDirectory ad", "TwoFactorDirectory edirectory", "TwoFactorDirectory: invalid value 'edirectory': must be openldap or ad"),
+    ("TwoFactorAcceptUnsignedState On", "TwoFactorAcceptUnsignedState maybe", "TwoFactorAcceptUnsignedState: invalid value 'maybe': must be On or Off"),
     ("TwoFactorLDAPBindDN cn=svc,dc=example,dc=test\nTwoFactorLDAPBindPasswordFile {root}/bind.pw", "TwoFactorLDAPBindDN service", "TwoFactorLDAPBindDN: invalid value 'service': must be a distinguished name"),
     ("TwoFactorLDAPBindDN cn=svc,dc=example,dc=test\nTwoFactorLDAPBindPasswordFile bind.pw", "TwoFactorLDAPBindPasswordFile a b", "TwoFactorLDAPBindPasswordFile: takes exactly one argument, got 2"),
     ("TwoFactorLDAPStartTLS On", "TwoFactorLDAPStartTLS yes", "TwoFactorLDAPStartTLS: invalid value 'yes': must be On or Off"),
@@ -148,6 +151,10 @@ fn cross_directive_problems_fail_the_configuration_check() {
         (
             format!("{}TwoFactorLDAPBindDN cn=svc,dc=example,dc=test\n", base(root)),
             "TwoFactorLDAPBindPasswordFile: is required with TwoFactorLDAPBindDN",
+        ),
+        (
+            format!("{}TwoFactorLDAPReadURL ldap://127.0.0.1:3389/dc=elsewhere\n", base(root)),
+            "TwoFactorLDAPReadURL: must name the same base, attribute, scope and filter as TwoFactorLDAPURL",
         ),
         (
             format!("{}TwoFactorMethods totp webauthn\n", base(root)),

@@ -175,3 +175,74 @@ fn an_emailed_passcode_works_once_across_two_servers() {
     let statuses = at_once(prepared);
     assert_eq!(statuses.iter().filter(|s| **s == 303).count(), 1, "{statuses:?}");
 }
+
+/// Reads from a site's replica (`TwoFactorLDAPReadURL`), writes on one
+/// server (`TwoFactorLDAPURL`): two slapds that do not replicate, so that
+/// each operation shows where it went (their operation logs).
+#[test]
+fn writes_go_to_one_server_and_the_access_check_reads_the_replica() {
+    let s = Stack::start(StackOptions {
+        gateway: false,
+        extra: "TwoFactorCacheTTL 0\n".into(),
+        directory: Some(Kind::Slapd),
+        ..StackOptions::default()
+    });
+    let writer = testkit::slapd::Slapd::start_with_stats_log(&s.dir.path().join("writer"));
+    let replica = testkit::slapd::Slapd::start_with_stats_log(&s.dir.path().join("replica"));
+    let root = s.dir.path().join("split");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::copy(&s.key_file, root.join("twofactor.key")).unwrap();
+    std::fs::copy(s.protected.root.join("bind.pw"), root.join("bind.pw")).unwrap();
+    let extra = format!("TwoFactorCacheTTL 0\nTwoFactorLDAPReadURL {}\n", replica.user_url());
+    let body = testkit::stack::slapd_protected_body(&root, &writer, &s.smtp, &s.backend, &extra);
+    let split = Apache::start(&root, ApacheOptions::default(), &body);
+    let port = split.port;
+    let counts = |slapd: &testkit::slapd::Slapd| {
+        let log = slapd.log();
+        (log.matches(" SRCH base=").count(), log.matches(" MOD dn=").count())
+    };
+
+    // A sign-in: written on the writer only (the replica never hears of it).
+    let first = testkit::http::Request::get("/app/x").user("alice").browser().send(port);
+    assert_eq!(first.status, 303);
+    let token = first.header("Location").unwrap().split("r=").nth(1).unwrap().to_string();
+    let done = testkit::http::Request::get(&format!("/2fa/__test_complete?r={token}")).user("alice").send(port);
+    let cookie = done.set_cookie("TwoFactorSession").unwrap().split(';').next().unwrap().to_string();
+    let (_, replica_mods) = counts(&replica);
+    assert_eq!(replica_mods, 0, "nothing is written to the replica");
+    assert!(counts(&writer).1 > 0, "the completion is written to the writer");
+
+    // The replica has no completion: the writer is asked before a refusal, and lets her in.
+    let get = || testkit::http::Request::get("/app/x").user("alice").browser().header("Cookie", &cookie).send(port);
+    let (replica_before, writer_before) = (counts(&replica).0, counts(&writer).0);
+    assert_eq!(get().status, 200, "a sign-in that has not replicated yet lets the browser in");
+    assert_eq!((counts(&replica).0 - replica_before, counts(&writer).0 - writer_before), (1, 1));
+
+    // Once it has "replicated", the replica answers alone.
+    let completion = writer.attr_values(&writer.user_dn("alice"), "twoFactorCompletion");
+    replica.modify_ldif(&format!(
+        "dn: {}\nchangetype: modify\nadd: twoFactorCompletion\ntwoFactorCompletion: {}\n",
+        replica.user_dn("alice"),
+        completion[0]
+    ));
+    let (replica_before, writer_before) = (counts(&replica).0, counts(&writer).0);
+    assert_eq!(get().status, 200);
+    assert_eq!((counts(&replica).0 - replica_before, counts(&writer).0 - writer_before), (1, 0));
+
+    // The challenge (a wrong code counted, a passcode mailed) reads and writes the writer only.
+    let out = Command::new(env!("CARGO_BIN_EXE_twofactorctl"))
+        .arg("-f")
+        .arg(root.join("httpd.conf"))
+        .args(["--no-notify", "enroll", "bob", "--secret", &totp::base32_encode(SEED)])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // (The replica's one modify so far is the test's own, just above.)
+    let replica_before = counts(&replica);
+    let mut b = Session::direct(port, "bob");
+    let page = b.follow("/2fa/totp");
+    let f = form(&page.text(), "/totp");
+    assert_eq!(b.post(&f.action, &f.with(&[("code", "000000")])).status, 200);
+    assert_eq!(counts(&replica), replica_before, "the challenge never asked the replica");
+    assert!(!writer.attr_values(&writer.user_dn("bob"), "twoFactorFailures").is_empty(), "counted on the writer");
+}

@@ -334,8 +334,9 @@ fn rekey_moves_secrets_to_the_new_key() {
     s.protected.restart_with(&both);
     let (code, out, err) = ctl(&s, &["rekey"]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out.trim(), "1 secret(s) re-sealed, 0 already current");
-    assert_eq!(ctl(&s, &["rekey"]).1.trim(), "0 secret(s) re-sealed, 1 already current");
+    assert_eq!(out, "1 secret(s) re-sealed, 0 already current\n1 stored value(s) signed with the current key\n");
+    let again = ctl(&s, &["rekey"]).1;
+    assert_eq!(again, "0 secret(s) re-sealed, 1 already current\n0 stored value(s) signed with the current key\n");
     // The old key can go: the secret opens with the new one alone.
     let only_new = body_with(&format!("{}/twofactor.key", root.display()));
     s.protected.restart_with(&only_new);
@@ -354,4 +355,48 @@ fn base64_of(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+/// After an upgrade from a version that stored values without a MAC: they
+/// are not trusted (the user looks unenrolled), unless the transition
+/// switch reads them; `rekey` signs them, and they work without it.
+#[test]
+fn rekey_signs_the_values_an_earlier_version_wrote() {
+    use twofactor_core::config::Algorithm;
+    use twofactor_core::totp::TotpParams;
+    let mut s = Stack::start(StackOptions { gateway: false, ..StackOptions::default() });
+    let secret = twofactor_core::totp::base32_encode(RFC_SEED);
+    assert_eq!(ctl(&s, &["--no-notify", "enroll", "alice", "--secret", &secret]).0, 0);
+    // What an earlier version wrote: the same value, without its MAC.
+    let dn = s.directory.user_dn("alice");
+    let signed = s.directory.attr_values(&dn, "twoFactorTOTP").pop().unwrap();
+    let unsigned = signed.splitn(3, '.').nth(2).unwrap().to_string();
+    assert!(unsigned.starts_with("{\"v\":1,"), "{unsigned}");
+    s.directory.set_state("alice", "totp", &[&unsigned]);
+    let params = TotpParams { algorithm: Algorithm::Sha1, digits: 6, period: 30 };
+    let mut b = testkit::session::Session::direct(s.protected.port, "alice");
+    let page = b.follow("/2fa/totp");
+    assert!(page.text().contains("No authenticator is set up"), "{}", page.text());
+    s.protected.wait_for_error_log("event=tampered role=totp user=alice reason=unsigned");
+    assert!(ctl(&s, &["status", "alice"]).1.contains("enrolled:       yes (unreadable record)"));
+
+    // The transition switch reads it.
+    let root = s.protected.root.clone();
+    let body = |extra: &str| testkit::stack::protected_body(&root, &s.directory, &s.smtp, &s.backend, extra);
+    s.protected.restart_with(&body("TwoFactorAcceptUnsignedState On\n"));
+    assert_eq!(totp_login(&s, "alice", &code_now(RFC_SEED, params)), 303);
+
+    // rekey signs it; without the switch it is trusted again.
+    s.protected.restart_with(&body(""));
+    let (code, out, err) = ctl(&s, &["rekey"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("0 secret(s) re-sealed, 0 already current\n"), "{out}");
+    let signed_now: usize =
+        out.lines().find_map(|l| l.strip_suffix(" stored value(s) signed with the current key")?.parse().ok()).unwrap();
+    assert!(signed_now >= 1, "{out}");
+    assert!(s.directory.attr_values(&dn, "twoFactorTOTP")[0].starts_with("s1."));
+    // The next step's code (this step's was used a moment ago: the replay state holds).
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let next = twofactor_core::totp::totp(RFC_SEED, params, now + 30).unwrap();
+    assert_eq!(totp_login(&s, "alice", &next), 303, "the signed record is trusted");
 }

@@ -439,6 +439,52 @@ fn attribute_mapping() {
 }
 
 #[test]
+fn the_ad_profile_maps_every_role_and_a_mapping_still_wins() {
+    let files = Files::new();
+    let (s, _) = enforced(&files, &["TwoFactorDirectory AD", "TwoFactorAttribute failures employeeNumber"]).unwrap();
+    assert_eq!(s.directory, DirectoryKind::ActiveDirectory);
+    assert_eq!(s.attribute(Role::Completion), "carLicense");
+    assert_eq!(s.attribute(Role::WebAuthnPending), "attributeCertificateAttribute");
+    assert_eq!(s.attribute(Role::Failures), "employeeNumber");
+    let (s, _) = enforced(&files, &[]).unwrap();
+    assert_eq!((s.directory, s.attribute(Role::Failures)), (DirectoryKind::OpenLdap, "twoFactorFailures"));
+    assert!(!s.accept_unsigned_state);
+    // Multi-valued roles on multi-valued attributes, and no attribute twice.
+    let mut seen: Vec<&str> = Role::ALL.iter().map(|r| r.ad_attribute()).collect();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len(), Role::ALL.len());
+}
+
+#[test]
+fn read_urls_are_replicas_of_the_writers_and_keep_their_security() {
+    let files = Files::new();
+    let (s, _) =
+        enforced(&files, &["TwoFactorLDAPReadURL ldap://dc-b/dc=example,dc=test ldap://dc-c/dc=example,dc=test"])
+            .unwrap();
+    let ldap = s.ldap.unwrap();
+    assert_eq!(ldap.read_urls.iter().map(|u| u.host.as_str()).collect::<Vec<_>>(), ["dc-b", "dc-c"]);
+    let (s, _) = enforced(&files, &[]).unwrap();
+    assert!(s.ldap.unwrap().read_urls.is_empty(), "reads go to the writers by default");
+    let other_base = enforced(&files, &["TwoFactorLDAPReadURL ldap://dc-b/dc=other"]).unwrap_err().to_string();
+    assert!(other_base.starts_with("TwoFactorLDAPReadURL: must name the same base"), "{other_base}");
+    let key = files.write("k2", &[9; 32]);
+    let tls = [
+        "TwoFactor On".to_string(),
+        format!("TwoFactorSecretKeyFile {key}"),
+        "TwoFactorLDAPURL ldaps://dc-a/dc=example,dc=test".into(),
+        "TwoFactorLDAPReadURL ldap://dc-b/dc=example,dc=test".into(),
+    ];
+    let refs: Vec<&str> = tls.iter().map(String::as_str).collect();
+    let (server, _) = parse(&refs).unwrap();
+    let plain = Settings::resolve(&server, "h").unwrap_err().to_string();
+    assert!(plain.contains("'ldap://dc-b:389' is plain LDAP while TwoFactorLDAPURL uses ldaps://"), "{plain}");
+    let (server, _) = parse(&["TwoFactorLDAPReadURL ldap://dc-b/dc=x"]).unwrap();
+    let alone = Settings::resolve(&server, "h").unwrap_err().to_string();
+    assert!(alone.contains("needs TwoFactorLDAPURL"), "{alone}");
+}
+
+#[test]
 fn username_patterns_that_would_exhaust_the_stack_are_refused() {
     // Found by the directive_values fuzz target: stacked repetitions made
     // the regex compiler recurse until the stack overflowed.
