@@ -77,6 +77,12 @@ fn values(s: &Stack, user: &str, attr: &str) -> Vec<String> {
     s.directory.attr_values(&s.directory.user_dn(user), attr)
 }
 
+/// A stored value without its signature (`s1.MAC.`): what an earlier
+/// version wrote.
+fn payload(stored: &str) -> &str {
+    stored.strip_prefix("s1.").and_then(|rest| rest.split_once('.')).map_or(stored, |(_, json)| json)
+}
+
 fn totp_code(offset_steps: i64) -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     totp::totp(SEED, PARAMS, now.saturating_add_signed(offset_steps * 30)).unwrap()
@@ -158,14 +164,14 @@ fn pw_file(s: &Stack) -> String {
     file.to_str().unwrap().to_string()
 }
 
-/// The four writes of the issue, each by the user bound as herself under
-/// the self-writable mapping, and what each gains: nothing.
+// Each of the four writes of an attacker who holds the victim's AD
+// password, bound as her under the self-writable mapping: what it gains.
+
 #[test]
-fn what_a_user_writes_into_her_own_state_gains_her_nothing() {
+fn a_completion_relabelled_to_pass_a_step_up_is_refused() {
     let s = ad_stack(SELF_WRITABLE_MAPPING);
     let port = s.protected.port;
-
-    // 1. A completion relabelled: a TOTP sign-in made to pass for a passkey.
+    // A TOTP sign-in, made to pass for a passkey.
     enroll(&s, "alice");
     let mut browser = Session::direct(port, "alice");
     assert_eq!(post_code(&mut browser, &totp_code(0)).status, 303);
@@ -175,15 +181,21 @@ fn what_a_user_writes_into_her_own_state_gains_her_nothing() {
     assert_eq!(stored.len(), 1);
     let relabelled = stored[0].replace("\"m\":\"totp\"", "\"m\":\"webauthn\"");
     assert_ne!(relabelled, stored[0]);
-    let unsigned = relabelled.split_once('.').and_then(|(_, rest)| rest.split_once('.')).map(|(_, p)| p).unwrap();
+    let unsigned = payload(&relabelled);
     for forged in [relabelled.as_str(), unsigned] {
         as_herself(&s, "alice", &format!("replace: url\nurl: {forged}\n")).unwrap();
         let r = browser.get("/app/admin/users");
         assert_eq!(r.status, 303, "a relabelled completion passed the step-up: {forged}");
     }
     s.protected.wait_for_error_log("event=tampered role=completion user=alice");
+}
 
-    // 2. An older TOTP step put back, to use a code again from another browser.
+#[test]
+fn an_older_totp_step_put_back_lets_no_used_code_in_again() {
+    let s = ad_stack(SELF_WRITABLE_MAPPING);
+    let port = s.protected.port;
+    enroll(&s, "alice");
+    // An older TOTP step put back, to use a code again from another browser.
     let mut victim = Session::direct(port, "alice");
     let before = values(&s, "alice", "msDS-cloudExtensionAttribute2");
     let code = totp_code(1);
@@ -200,8 +212,13 @@ fn what_a_user_writes_into_her_own_state_gains_her_nothing() {
     assert_eq!(replay.status, 200, "the code was accepted again");
     assert!(replay.text().contains("already used"), "{}", replay.text());
     assert_eq!(attacker.get("/app/page").status, 303);
+}
 
-    // 3. A lock deleted, and a count from before the lock put back.
+#[test]
+fn a_lock_deleted_or_an_earlier_count_put_back_is_still_a_lock() {
+    let s = ad_stack(SELF_WRITABLE_MAPPING);
+    let port = s.protected.port;
+    // A lock deleted, and a count from before the lock put back.
     enroll(&s, "bob");
     let mut guesser = Session::direct(port, "bob");
     assert_eq!(post_code(&mut guesser, "000000").status, 200);
@@ -222,8 +239,13 @@ fn what_a_user_writes_into_her_own_state_gains_her_nothing() {
     assert_eq!(code, 0, "{out}");
     let mut after_unlock = Session::direct(port, "bob");
     assert_eq!(post_code(&mut after_unlock, &totp_code(0)).status, 303, "an administrator's unlock holds");
+}
 
-    // 4. A passkey of her own, registered on an account of hers (carol),
+#[test]
+fn a_passkey_copied_from_another_entry_signs_nobody_in() {
+    let s = ad_stack(SELF_WRITABLE_MAPPING);
+    let port = s.protected.port;
+    // A passkey of her own, registered on an account of hers (carol),
     //    copied into the victim's entry: signed for carol, or unsigned.
     let mut own = SoftKey::new(ORIGIN, "gateway.example.org");
     let mut carol = Session::direct(port, "carol");
@@ -231,7 +253,7 @@ fn what_a_user_writes_into_her_own_state_gains_her_nothing() {
     assert_eq!(register(&mut carol, &mut own, "mine").status, 200);
     let carols = values(&s, "carol", "userSharedFolderOther");
     assert_eq!(carols.len(), 1);
-    let unsigned = carols[0].split_once('.').and_then(|(_, rest)| rest.split_once('.')).map(|(_, p)| p).unwrap();
+    let unsigned = payload(&carols[0]);
     for copied in [carols[0].as_str(), unsigned] {
         let change = format!("replace: userSharedFolderOther\nuserSharedFolderOther: {copied}\n");
         as_herself(&s, "alice", &change).unwrap();
