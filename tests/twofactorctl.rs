@@ -376,7 +376,9 @@ fn rekey_signs_the_values_an_earlier_version_wrote() {
     let params = TotpParams { algorithm: Algorithm::Sha1, digits: 6, period: 30 };
     let mut b = testkit::session::Session::direct(s.protected.port, "alice");
     let page = b.follow("/2fa/totp");
-    assert!(page.text().contains("No authenticator is set up"), "{}", page.text());
+    let f = testkit::session::form(&page.text(), "/totp");
+    let refused = b.post(&f.action, &f.with(&[("code", &code_now(RFC_SEED, params))]));
+    assert!(refused.text().contains("No authenticator is set up"), "{}", refused.text());
     s.protected.wait_for_error_log("event=tampered role=totp user=alice reason=unsigned");
     assert!(ctl(&s, &["status", "alice"]).1.contains("enrolled:       yes (unreadable record)"));
 
