@@ -380,7 +380,9 @@ fn rekey_signs_the_values_an_earlier_version_wrote() {
     let refused = b.post(&f.action, &f.with(&[("code", &code_now(RFC_SEED, params))]));
     assert!(refused.text().contains("No authenticator is set up"), "{}", refused.text());
     s.protected.wait_for_error_log("event=tampered role=totp user=alice reason=unsigned");
-    assert!(ctl(&s, &["status", "alice"]).1.contains("enrolled:       yes (unreadable record)"));
+    let status = ctl(&s, &["status", "alice"]).1;
+    assert!(status.contains("enrolled:       yes (unreadable record)"), "{status}");
+    assert!(status.contains("untrusted:      a totp value (unsigned): not used"), "{status}");
 
     // The transition switch reads it.
     let root = s.protected.root.clone();

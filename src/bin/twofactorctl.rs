@@ -467,5 +467,8 @@ fn status_text(s: &admin::Status) -> String {
             c.method, c.issued, c.expires, c.bound_to
         ));
     }
+    for u in &s.untrusted {
+        out.push_str(&format!("untrusted:      a {} value ({}): not used; see event=tampered\n", u.role, u.reason));
+    }
     out
 }
