@@ -21,7 +21,7 @@ use testkit::fake_ldap::{
 use testkit::process::{free_port, test_dir};
 use testkit::slapd::Slapd;
 use testkit::tls::TestCa;
-use twofactor_core::anchor::Forgetful;
+use twofactor_core::anchor::{Forgetful, Local};
 use twofactor_core::completion::{self, Presented};
 use twofactor_core::config::{self, DirConfig, ServerConfig, Settings, Target};
 use twofactor_core::factors::lockout::{self, Reservation};
@@ -383,15 +383,19 @@ fn forty_concurrent_reservations_grant_max_attempts() {
     assert_eq!(settings.max_attempts, 5);
     let t = now();
     let threads = 40;
+    let anchor = Local::new(64);
     let barrier = Barrier::new(threads);
     let answers: Vec<Reservation> = thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|i| {
-                let (directory, settings, barrier) = (&directory, &settings, &barrier);
+                let (directory, settings, barrier, anchor) = (&directory, &settings, &barrier, &anchor);
                 s.spawn(move || {
                     barrier.wait();
-                    lockout::reserve_attempt(directory, settings, &Forgetful, "alice", t)
-                        .unwrap_or_else(|e| panic!("thread {i}: {e:?}"))
+                    let answer = lockout::reserve_attempt(directory, settings, anchor, "alice", t)
+                        .unwrap_or_else(|e| panic!("thread {i}: {e:?}"));
+                    // Reads outdated by a concurrent write are never taken for tampering.
+                    assert_eq!(twofactor_core::tamper::take(), [], "thread {i}");
+                    answer
                 })
             })
             .collect();
@@ -411,6 +415,7 @@ fn forty_concurrent_reservations_grant_max_attempts() {
     let alice = settings.signer("alice").unwrap();
     let failures = Failures::open(&alice, &stored[0]).expect("a failures value");
     assert!(failures.is_locked(t), "{failures:?}");
+    assert_eq!(failures.locked_until, Some(t + 1800), "the lock of the rules, not one for tampering");
     assert_eq!((failures.count, failures.pending), (5, 5));
     // A right code now does not lift the lock, and a wrong one changes nothing.
     assert!(lockout::record_right_code(&directory, &settings, &Forgetful, "alice", t).expect("right code").is_err());

@@ -297,15 +297,13 @@ pub fn decide<'a>(
         }
     }
 
-    let verdict = from_directory(facts, settings, keys, directory.read, &presented, user, cache, now, clock);
+    let asked = Asked { facts, settings, keys, presented: &presented, cache_key: &cache_key, user, cache, now, clock };
+    let verdict = asked.of(directory.read);
     // A replica may not have the sign-in (or the unlock) yet: the server
     // that takes the writes has the last word before a refusal.
     match (directory.write, &verdict) {
-        (Some(writer), Verdict::Refuse { reason, .. }) if *reason != NO_SESSION => {
-            from_directory(facts, settings, keys, writer, &presented, user, cache, now, clock)
-        }
-        (Some(writer), Verdict::Locked { .. } | Verdict::DirectoryDown { .. }) => {
-            from_directory(facts, settings, keys, writer, &presented, user, cache, now, clock)
+        (Some(writer), Verdict::Refuse { .. } | Verdict::Locked { .. } | Verdict::DirectoryDown { .. }) => {
+            asked.of(writer)
         }
         _ => verdict,
     }
@@ -328,45 +326,50 @@ impl<'a> Directories<'a> {
     }
 }
 
-/// The verdict on what `directory` holds for `user`. An allow is cached
-/// for this process until the completion expires (the cache's TTL caps it).
-#[allow(clippy::too_many_arguments)]
-fn from_directory<'a>(
-    facts: &Facts<'a>,
-    settings: &Settings,
-    keys: &Keys,
-    directory: &dyn Directory,
-    presented: &Presented<'_>,
+/// One question to a directory: what it holds for this request's user.
+struct Asked<'f, 'a> {
+    facts: &'f Facts<'a>,
+    settings: &'f Settings,
+    keys: &'f Keys,
+    presented: &'f Presented<'a>,
+    cache_key: &'f [u8],
     user: &'a str,
-    cache: &CompletionCache,
+    cache: &'f CompletionCache,
     now: u64,
     clock: Instant,
-) -> Verdict<'a> {
-    let max_age = facts.max_age;
-    let completion_attr = settings.attribute(Role::Completion);
-    let failures_attr = settings.attribute(Role::Failures);
-    let entry = match directory.find_user(user, &[completion_attr, failures_attr]) {
-        Ok(Lookup::Found(entry)) => entry,
-        Ok(Lookup::NotFound) => return Verdict::UnknownUser { user, detail: "not-found" },
-        Ok(Lookup::Ambiguous) => return Verdict::UnknownUser { user, detail: "ambiguous" },
-        Err(error) => return Verdict::DirectoryDown { user, error },
-    };
-    let signer = Signer::new(keys, &entry.username, settings.accept_unsigned_state);
-    if let Some(until) = codec::locked_until(&signer, entry.values(failures_attr), now) {
-        return Verdict::Locked { user: entry.username, until, refusal: facts.refusal() };
-    }
-    match completion::find_valid(&signer, entry.values(completion_attr), presented, keys, now, max_age) {
-        Some(found) => {
-            let canonical: Arc<str> = Arc::from(entry.username.as_str());
-            let method = factors::completion_method(&found.method);
-            let hit = Hit { canonical: Arc::clone(&canonical), issued: found.issued, method };
-            cache.put(presented.cache_key(user), hit, Duration::from_secs(found.expires.saturating_sub(now)), clock);
-            if !facts.accepts(method) {
-                return Verdict::Refuse { user: entry.username, reason: STEP_UP, refusal: facts.refusal() };
-            }
-            Verdict::Allow { user: canonical, issued: found.issued, method, source: Source::Directory }
+}
+
+impl<'a> Asked<'_, 'a> {
+    /// The verdict on what `directory` holds. An allow is cached for this
+    /// process until the completion expires (the cache's TTL caps it).
+    fn of(&self, directory: &dyn Directory) -> Verdict<'a> {
+        let Asked { facts, settings, keys, presented, cache_key, user, cache, now, clock } = *self;
+        let max_age = facts.max_age;
+        let completion_attr = settings.attribute(Role::Completion);
+        let failures_attr = settings.attribute(Role::Failures);
+        let entry = match directory.find_user(user, &[completion_attr, failures_attr]) {
+            Ok(Lookup::Found(entry)) => entry,
+            Ok(Lookup::NotFound) => return Verdict::UnknownUser { user, detail: "not-found" },
+            Ok(Lookup::Ambiguous) => return Verdict::UnknownUser { user, detail: "ambiguous" },
+            Err(error) => return Verdict::DirectoryDown { user, error },
+        };
+        let signer = Signer::new(keys, &entry.username, settings.accept_unsigned_state);
+        if let Some(until) = codec::locked_until(&signer, entry.values(failures_attr), now) {
+            return Verdict::Locked { user: entry.username, until, refusal: facts.refusal() };
         }
-        None => Verdict::Refuse { user: entry.username, reason: NO_COMPLETION, refusal: facts.refusal() },
+        match completion::find_valid(&signer, entry.values(completion_attr), presented, keys, now, max_age) {
+            Some(found) => {
+                let canonical: Arc<str> = Arc::from(entry.username.as_str());
+                let method = factors::completion_method(&found.method);
+                let hit = Hit { canonical: Arc::clone(&canonical), issued: found.issued, method };
+                cache.put(cache_key.to_vec(), hit, Duration::from_secs(found.expires.saturating_sub(now)), clock);
+                if !facts.accepts(method) {
+                    return Verdict::Refuse { user: entry.username, reason: STEP_UP, refusal: facts.refusal() };
+                }
+                Verdict::Allow { user: canonical, issued: found.issued, method, source: Source::Directory }
+            }
+            None => Verdict::Refuse { user: entry.username, reason: NO_COMPLETION, refusal: facts.refusal() },
+        }
     }
 }
 

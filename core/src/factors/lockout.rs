@@ -672,6 +672,8 @@ mod tests {
                                 // Every guess is wrong.
                                 record_wrong_code(&directory, &settings, &anchor, "alice", NOW).unwrap();
                             }
+                            // A read that a concurrent write outdated is never taken for tampering.
+                            assert_eq!(crate::tamper::take(), [], "a stale read was noted");
                             reservation
                         })
                     })
@@ -687,6 +689,12 @@ mod tests {
                 "{outcomes:?}"
             );
             assert!(failures(&directory).unwrap().is_locked(NOW), "the account ends locked");
+            let timed = Some(NOW + 1800);
+            assert_eq!(
+                failures(&directory).unwrap().locked_until,
+                timed,
+                "the lock of the rules, not one for tampering"
+            );
             let after = reserve_attempt(&directory, &settings, &anchor, "alice", NOW + 1).unwrap();
             assert!(matches!(after, Reservation::Locked { newly: false, .. }), "{after:?}");
         }

@@ -540,12 +540,16 @@ impl LdapDirectory {
         const PROBE: &str = "twofactorctl check-directory probe";
         let values = || [PROBE.to_string()].into_iter().collect::<HashSet<_>>();
         let mods = vec![Mod::Add(attr.to_string(), values()), Mod::Delete(attr.to_string(), values())];
+        Ok(self.modify_with(dn, mods)?.rc != 50)
+    }
+
+    /// One modify operation; the server's answer, whatever its code.
+    fn modify_with(&self, dn: &str, mods: Vec<Mod<String>>) -> Result<LdapResult, StoreError> {
         let timeout = self.timeout();
-        let result = self.with_link(|mut ldap| {
+        self.with_link(|mut ldap| {
             let mods = mods.clone();
             async move { ldap.with_timeout(timeout).modify(dn, mods).await }
-        })?;
-        Ok(result.rc != 50)
+        })
     }
 
     fn apply(&self, dn: &str, changes: &[Change]) -> Result<(), StoreError> {
@@ -557,11 +561,7 @@ impl LdapDirectory {
                 Change::Replace(a, v) => Mod::Replace(a.clone(), v.iter().cloned().collect::<HashSet<_>>()),
             })
             .collect();
-        let timeout = self.timeout();
-        let result = self.with_link(|mut ldap| {
-            let mods = mods.clone();
-            async move { ldap.with_timeout(timeout).modify(dn, mods).await }
-        })?;
+        let result = self.modify_with(dn, mods)?;
         match result.rc {
             0 => Ok(()),
             // noSuchAttribute, constraintViolation (single value taken), attributeOrValueExists
